@@ -1,0 +1,401 @@
+"""The per-connection state machine of §6 and the order of checks of §9.
+
+A `Session` gets decoded frames (or the decoder's errors) one at a time and
+answers through its `Conn`; it never touches a socket, so the same code
+serves TCP, TLS, Unix and in-process connections. Every request gets exactly
+one reply; a refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+
+import cbor2
+
+from . import ids, messages
+from .auth import Authenticator
+from .errors import (
+    AuthFailed,
+    BadFrame,
+    Forbidden,
+    Internal,
+    NoSuchTopic,
+    NotAuthenticated,
+    RateLimited,
+    ScalarError,
+    TooLarge,
+    Unsupported,
+)
+from .hub import Hub
+from .ids import Kind
+from .messages import (
+    Bye,
+    Catchup,
+    Error,
+    Ident,
+    Message,
+    Msg,
+    Ok,
+    Ping,
+    Pong,
+    Sub,
+    Topics,
+    Unsub,
+    Welcome,
+)
+from .settings import Clock, ServerSettings
+from .store import MAX_UNCOMMITTED
+from .wire import MAX_FRAME, CborMap, encode_frame, frame, map_with_raw_array
+
+log = logging.getLogger(__name__)
+
+SOFTWARE = "bridgehost/0.1"
+_BEFORE_IDENT = frozenset({"ident", "ping", "pong", "bye"})
+
+
+class Conn(Protocol):
+    """The transport side of a session."""
+
+    remote: str
+
+    def push(self, data: bytes) -> None: ...
+
+    def close(self) -> None:
+        """Flush what was pushed, then close."""
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int, clock: Clock) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens = float(burst)
+        self.stamp = clock.monotonic()
+
+    def _refill(self) -> None:
+        now = self.clock.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def wait_ms(self) -> int:
+        """0 when a token is available now, else ms until one is."""
+        self._refill()
+        if self.tokens >= 1:
+            return 0
+        if self.rate <= 0:
+            return 2**31
+        return max(1, int((1 - self.tokens) / self.rate * 1000 + 0.999))
+
+    def take(self) -> None:
+        self.tokens -= 1
+
+
+class AddressLimiter:
+    """Failed idents per remote address (§9): a bucket each, forgotten when full again."""
+
+    def __init__(self, burst: int, clock: Clock, refill_per_s: float = 0.5) -> None:
+        self.burst, self.clock, self.rate = burst, clock, refill_per_s
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def bucket(self, address: str) -> TokenBucket:
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) > 10000:
+                self._buckets = {
+                    a: b for a, b in self._buckets.items() if b.wait_ms() > 0 or b.tokens < b.burst
+                }
+            bucket = self._buckets[address] = TokenBucket(self.rate, self.burst, self.clock)
+        return bucket
+
+
+@dataclass(slots=True)
+class Shared:
+    """What all sessions of one server share."""
+
+    settings: ServerSettings
+    hub: Hub
+    auth: Authenticator
+    clock: Clock
+    failed_idents: AddressLimiter
+
+
+class Session:
+    def __init__(self, shared: Shared, conn: Conn) -> None:
+        self.s = shared
+        self.conn = conn
+        self.push = conn.push
+        """The hub delivers to sessions directly (this is the `Peer` interface)."""
+        self.id = ""
+        self.open = False
+        self.closing = False
+        self.reserved = False
+        self.guest = False
+        self.subs: set[str] = set()
+        self.started = shared.clock.monotonic()
+        self.last_rx = self.started
+        self.pinged_at: float | None = None
+        lim = shared.settings.limits
+        self.bucket = TokenBucket(lim.rate, lim.burst, shared.clock)
+
+    # --- output ------------------------------------------------------------
+
+    def send(self, msg: Message) -> None:
+        if not self.closing:
+            self.conn.push(encode_frame(msg.to_map()))
+
+    def bye(self, reason: str) -> None:
+        """Say bye and close; nothing is sent after it."""
+        if self.closing:
+            return
+        self.send(Bye(reason=reason))
+        self.closing = True
+        self.conn.close()
+
+    def fail(self, exc: ScalarError) -> None:
+        self.send(Error.of(exc))
+
+    # --- input -------------------------------------------------------------
+
+    async def handle(self, item: CborMap | ScalarError) -> None:
+        """One decoded frame (or the reason it could not be decoded)."""
+        if self.closing:
+            return
+        self.last_rx = self.s.clock.monotonic()
+        self.pinged_at = None
+        if isinstance(item, BadFrame):
+            self.fail(item)
+            self.bye("bad-frame")
+            return
+        if isinstance(item, ScalarError):
+            self.fail(item)
+            return
+        try:
+            t = messages.request_type(item)
+            if not self.open and t not in _BEFORE_IDENT:
+                raise NotAuthenticated("send ident first", rid=item.get("rid"))
+            if t == "ident":
+                await self._ident(item)
+                return
+            request = messages.parse_request(item)
+            await self._dispatch(request)
+        except ScalarError as exc:
+            self.fail(exc)
+        except Exception:
+            log.exception("internal error in session %s", self.id or self.conn.remote)
+            rid = item.get("rid")
+            self.fail(Internal("internal server error", rid=rid if type(rid) is int else None))
+
+    async def _dispatch(self, req: messages.Request) -> None:
+        if isinstance(req, Msg):
+            await self._msg(req)
+        elif isinstance(req, Sub):
+            self._sub(req)
+        elif isinstance(req, Unsub):
+            self._unsub(req)
+        elif isinstance(req, Catchup):
+            await self._catchup(req)
+        elif isinstance(req, Topics):
+            self._topics(req)
+        elif isinstance(req, Ping):
+            self.send(Pong(time=req.time, rid=req.rid))
+        elif isinstance(req, Bye):
+            self.closing = True
+            self.conn.close()
+        # Pong: liveness only, already counted.
+
+    # --- ident -----------------------------------------------------------------
+
+    async def _ident(self, m: CborMap) -> None:
+        if self.open:
+            messages.parse_request(m)
+            raise Forbidden("already identified", rid=m.get("rid"))
+        try:
+            req = messages.parse_request(m)
+            assert isinstance(req, Ident)
+            ident = await self._authenticate(req)
+        except ScalarError as exc:
+            self.fail(exc)
+            self.bye(exc.code)
+            log.info("ident refused from %s: %s", self.conn.remote, exc.code)
+            return
+        self.id = ident
+        self.open = True
+        self.s.hub.connected(ident)
+        lim = self.s.settings.limits
+        self.send(
+            Welcome(
+                id=ident,
+                server=SOFTWARE,
+                limits=messages.Limits(lim.frame, lim.rate, lim.burst, lim.subs),
+                rid=req.rid,
+            )
+        )
+        log.info("session %s opened from %s", ident, self.conn.remote)
+
+    async def _authenticate(self, req: Ident) -> str:
+        settings = self.s.settings
+        if req.v != 1:
+            raise Unsupported("only protocol version 1 is supported", rid=req.rid)
+        try:
+            parsed = None if req.id is None else ids.parse(req.id)
+        except ScalarError as exc:
+            raise exc.with_rid(req.rid) from None
+        limiter = self.s.failed_idents.bucket(self.conn.remote)
+        wait = limiter.wait_ms()
+        if wait:
+            raise RateLimited("too many failed idents", rid=req.rid, retry_after=wait)
+        try:
+            if parsed is None:
+                if not settings.guests:
+                    raise AuthFailed("authentication failed")
+                self.guest = True
+                return f"guest-{_random_hex()}@{settings.domain}"
+            if parsed.kind is Kind.CHANNEL or parsed.domain != settings.domain:
+                raise AuthFailed("authentication failed")
+            await self.s.auth.verify(str(parsed), req.method, req.secret)
+        except AuthFailed:
+            limiter.take()
+            raise AuthFailed("authentication failed", rid=req.rid) from None
+        self.reserved = parsed.kind is Kind.RESERVED
+        return str(parsed)
+
+    # --- topics -----------------------------------------------------------------
+
+    def _own_domain(self, topic: str, rid: int | None) -> ids.Ident:
+        parsed = ids.parse(topic)
+        if parsed.domain != self.s.settings.domain:
+            raise NoSuchTopic(f"{topic} is not served here", rid=rid)
+        return parsed
+
+    def _sub(self, req: Sub) -> None:
+        self._own_domain(req.topic, req.rid)
+        if req.topic not in self.subs and len(self.subs) >= self.s.settings.limits.subs:
+            raise Forbidden("too many subscriptions", rid=req.rid)
+        self.subs.add(req.topic)
+        self.send(self.s.hub.subscribe(self, req.topic, req.rid))
+
+    def _unsub(self, req: Unsub) -> None:
+        if req.topic == "*":
+            names = list(self.subs)
+        else:
+            self._own_domain(req.topic, req.rid)
+            names = [req.topic] if req.topic in self.subs else []
+        for name in names:
+            self.subs.discard(name)
+            self.s.hub.unsubscribe(self, name)
+        self.send(Ok(rid=req.rid))
+
+    def _topics(self, req: Topics) -> None:
+        total, items = self.s.hub.list_topics(req.prefix, req.offset, req.limit)
+        fixed = {"t": "topics", "total": total, "offset": req.offset}
+        if req.rid is not None:
+            fixed["rid"] = req.rid
+        encoded = [cbor2.dumps(i.to_map()) for i in items]
+        kept = _fit(fixed, "items", encoded, from_start=True)
+        self.conn.push(frame(map_with_raw_array(fixed, "items", kept)))
+
+    # --- msg -----------------------------------------------------------------------
+
+    async def _msg(self, req: Msg) -> None:
+        hub = self.s.hub
+        target = self._own_domain(req.topic, req.rid)
+        if (req.nick is not None or req.origin is not None) and not self.reserved:
+            raise Forbidden("only reserved IDs may set nick or origin", rid=req.rid)
+        if req.kind == "presence":
+            raise Forbidden("presence is generated by the server", rid=req.rid)
+        if target.kind is Kind.CHANNEL and not self.reserved and req.topic not in self.subs:
+            raise Forbidden("subscribe to a channel before publishing to it", rid=req.rid)
+        prepared = hub.prepare(self.id, req, req.rid)
+        if len(prepared.echo) > self.s.settings.limits.frame:
+            raise TooLarge("the event would not fit one frame", rid=req.rid)
+        if not self.reserved:
+            wait = self.bucket.wait_ms()
+            if wait:
+                raise RateLimited("slow down", rid=req.rid, retry_after=wait)
+            self.bucket.take()
+        committed = hub.publish(self, prepared)
+        echo = frame(prepared.echo)
+        rid = req.rid
+
+        def acknowledge(fut: asyncio.Future[None]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                self.fail(Internal("the event could not be stored", rid=rid))
+            else:
+                self.conn.push(echo)
+
+        committed.add_done_callback(acknowledge)
+        if hub.store.uncommitted >= MAX_UNCOMMITTED:
+            await hub.store.wait_backlog()
+
+    # --- catchup ---------------------------------------------------------------------
+
+    async def _catchup(self, req: Catchup) -> None:
+        target = self._own_domain(req.topic, req.rid)
+        if target.kind is not Kind.CHANNEL and req.topic != self.id:
+            raise Forbidden("only the owner may catch up on an ID's topic", rid=req.rid)
+        fixed: CborMap = {"t": "history", "topic": req.topic}
+        if req.rid is not None:
+            fixed["rid"] = req.rid
+        if self.s.settings.history_keep <= 0:
+            fixed.update(status="unavailable", more=False)
+            self.conn.push(frame(map_with_raw_array(fixed, "events", [])))
+            return
+        events, more = await self.s.hub.store.history(
+            req.topic, after=req.after, before=req.before, since=req.since, limit=req.limit
+        )
+        fixed.update(status="ok", more=True)
+        ascending = req.after is not None or req.since is not None
+        kept = _fit(fixed, "events", events, from_start=ascending)
+        fixed["more"] = more or len(kept) < len(events)
+        if self.closing:
+            return
+        self.conn.push(frame(map_with_raw_array(fixed, "events", kept)))
+
+    # --- liveness -----------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Called about once a second: ident deadline, ping, pong deadline."""
+        if self.closing:
+            return
+        t = self.s.settings.timeouts
+        if not self.open:
+            if now - self.started >= t.ident:
+                self.bye("timeout")
+            return
+        if self.pinged_at is None:
+            if now - self.last_rx >= t.ping:
+                self.pinged_at = now
+                self.send(Ping(time=self.s.clock.now_ms()))
+        elif now - self.pinged_at >= t.pong:
+            self.bye("timeout")
+
+    def closed(self) -> None:
+        """The transport is gone: forget subscriptions, maybe announce offline."""
+        self.closing = True
+        if self.open:
+            self.open = False
+            self.s.hub.disconnected(self, self.subs)
+            self.subs = set()
+
+
+def _fit(fixed: CborMap, key: str, items: list[bytes], *, from_start: bool) -> list[bytes]:
+    """The items nearest one end that fit in one frame with the fixed fields."""
+    budget = MAX_FRAME - len(map_with_raw_array(fixed, key, [])) - 4
+    kept: list[bytes] = []
+    size = 0
+    ordered = items if from_start else reversed(items)
+    for item in ordered:
+        if size + len(item) > budget:
+            break
+        kept.append(item)
+        size += len(item)
+    if not from_start:
+        kept.reverse()
+    return kept
+
+
+def _random_hex() -> str:
+    return secrets.token_hex(4)
+

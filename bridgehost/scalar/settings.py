@@ -1,0 +1,54 @@
+"""What the server core needs to know, independent of how the app configures it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .wire import MAX_FRAME
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    rate: int = 5
+    burst: int = 20
+    subs: int = 500
+    connections: int = 10000
+    send_buffer: int = 1 << 20
+    """Unsent bytes per subscriber before it is a slow consumer (§9)."""
+    frame: int = MAX_FRAME
+    auth_failures: int = 5
+    """Failed idents per remote address before `rate-limited`; refills one per 2 s."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    ident: float = 10.0
+    ping: float = 60.0
+    pong: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    domain: str = "localhost"
+    guests: bool = False
+    history_keep: int = 10000
+    limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    titles: tuple[tuple[str, str], ...] = ()
+    """(channel, title) pairs from the config: channels that exist from the start."""
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def monotonic(self) -> float:
+        return time.monotonic()
