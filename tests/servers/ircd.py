@@ -1,0 +1,1139 @@
+"""Real InspIRCd (optionally linked to Atheme services) for integration tests.
+
+`InspIRCd` writes a generated config into a directory of its own, binds free
+loopback ports, runs ``inspircd --nofork`` as a child process and stops it by
+PID. With ``services=True`` it also links ``atheme-services`` (NickServ and
+SaslServ), so SASL PLAIN works as on a real network.
+
+`RawIRC` is a deliberately small asyncio IRC client that plays the human on
+the IRC side of a test: it sends exactly the lines it is told to and records
+every line it receives.
+
+Install the servers with ``scripts/ensure-ircd``. See
+``/work/shared/real-servers.md`` for the recipes this module follows.
+"""
+
+# Timeouts as parameters are the point of these test helpers.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Literal, Self
+
+__all__ = [
+    "LOOPBACK",
+    "IRCConnectionClosed",
+    "IRCLine",
+    "InspIRCd",
+    "PortInUseError",
+    "RawIRC",
+    "SaslError",
+    "ServerStartError",
+    "find_binary",
+    "free_port",
+]
+
+LOOPBACK = "127.0.0.1"
+
+#: Final SASL numerics: 902 nick locked, 903 success, 904 fail, 905 too long,
+#: 906 aborted, 907 already authenticated.
+SASL_FINAL = frozenset({"902", "903", "904", "905", "906", "907"})
+
+_ATHEME_MODULES = (
+    "modules/protocol/inspircd",
+    "modules/backend/opensex",
+    "modules/crypto/pbkdf2v2",
+    "modules/nickserv/main",
+    "modules/nickserv/register",
+    "modules/nickserv/identify",
+    "modules/saslserv/main",
+    "modules/saslserv/plain",
+)
+
+# Every child process started by this module, so that nothing outlives the
+# interpreter even if a fixture's teardown never ran (e.g. on KeyboardInterrupt).
+_LIVE_PROCESSES: set[subprocess.Popen[bytes]] = set()
+_probe_ids = itertools.count(1)
+
+
+def _die_with_parent_prefix() -> list[str]:
+    """``setpriv --pdeathsig TERM --`` when usable, else nothing.
+
+    The child then gets SIGTERM when pytest dies, even by SIGKILL, so no
+    server outlives a crashed test run. Linux sends it when the *thread*
+    that forked exits, so it is only used from the main thread (fixtures);
+    servers started from worker threads rely on `stop` and atexit alone.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return []
+    return [setpriv, "--pdeathsig", "TERM", "--"]
+
+
+def _kill_leftovers() -> None:
+    for proc in list(_LIVE_PROCESSES):
+        _stop_process(proc, timeout=2.0)
+
+
+atexit.register(_kill_leftovers)
+
+
+class ServerStartError(RuntimeError):
+    """The server (or services) did not come up; the message holds log tails."""
+
+
+class PortInUseError(ServerStartError):
+    """A port in the generated config was taken by someone else."""
+
+
+class SaslError(RuntimeError):
+    """SASL authentication did not end with 903."""
+
+    def __init__(self, message: str, line: IRCLine | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class IRCConnectionClosed(ConnectionError):
+    """The server closed the connection before the awaited line arrived."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port on ``host`` that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def find_binary(name: str) -> str:
+    """Absolute path of ``name``; /usr/sbin is searched even if not on PATH."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"):
+        candidate = Path(directory) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise FileNotFoundError(f"{name} not found; install it with scripts/ensure-ircd")
+
+
+def _stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM the process by PID, SIGKILL it if it lingers, and reap it."""
+    try:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10.0)
+    finally:
+        _LIVE_PROCESSES.discard(proc)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"({path} not readable)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------
+# IRC line parsing
+# --------------------------------------------------------------------------
+
+_TAG_UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+
+
+def _unescape_tag(value: str) -> str:
+    out: list[str] = []
+    chars = iter(value)
+    for char in chars:
+        if char == "\\":
+            nxt = next(chars, "")
+            out.append(_TAG_UNESCAPES.get(nxt, nxt))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class IRCLine:
+    """One received IRC line, parsed (IRCv3 message tags included)."""
+
+    raw: str
+    command: str
+    params: tuple[str, ...] = ()
+    source: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @classmethod
+    def parse(cls, raw: str) -> IRCLine:
+        rest = raw.rstrip("\r\n")
+        tags: dict[str, str] = {}
+        source: str | None = None
+        if rest.startswith("@"):
+            tag_part, _, rest = rest[1:].partition(" ")
+            for item in tag_part.split(";"):
+                if item:
+                    key, _, value = item.partition("=")
+                    tags[key] = _unescape_tag(value)
+            rest = rest.lstrip(" ")
+        if rest.startswith(":"):
+            source, _, rest = rest[1:].partition(" ")
+            rest = rest.lstrip(" ")
+        params: list[str] = []
+        while rest:
+            if rest.startswith(":"):
+                params.append(rest[1:])
+                break
+            word, _, rest = rest.partition(" ")
+            params.append(word)
+            rest = rest.lstrip(" ")
+        command = params.pop(0).upper() if params else ""
+        return cls(
+            raw=raw.rstrip("\r\n"), command=command, params=tuple(params), source=source, tags=tags
+        )
+
+    @property
+    def nick(self) -> str | None:
+        """Nick (or server name) part of the source."""
+        if self.source is None:
+            return None
+        return self.source.split("!", 1)[0]
+
+    @property
+    def trailing(self) -> str:
+        """Last parameter, or "" when there is none."""
+        return self.params[-1] if self.params else ""
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+def _check_line(line: str) -> None:
+    if any(ch in line for ch in "\r\n\0"):
+        raise ValueError(f"IRC line must not contain CR, LF or NUL: {line!r}")
+
+
+def _sasl_plain_payload(account: str, password: str) -> list[str]:
+    """AUTHENTICATE arguments for PLAIN, split into 400-byte chunks."""
+    blob = base64.b64encode(f"{account}\0{account}\0{password}".encode()).decode("ascii")
+    chunks = [blob[i : i + 400] for i in range(0, len(blob), 400)]
+    if not chunks or len(chunks[-1]) == 400:
+        chunks.append("+")
+    return chunks
+
+
+# --------------------------------------------------------------------------
+# Blocking line reader (used for readiness probes and NickServ registration)
+# --------------------------------------------------------------------------
+
+
+class _SyncIRC:
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self._buffer = b""
+        self.received: list[IRCLine] = []
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def send(self, line: str) -> None:
+        _check_line(line)
+        self.sock.sendall(line.encode() + b"\r\n")
+
+    def read_line(self, deadline: float) -> IRCLine:
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no line from server in time")
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                raise TimeoutError("no line from server in time") from None
+            if not chunk:
+                raise IRCConnectionClosed("server closed the connection")
+            self._buffer += chunk
+        raw, _, self._buffer = self._buffer.partition(b"\n")
+        line = IRCLine.parse(raw.decode("utf-8", errors="replace"))
+        self.received.append(line)
+        if line.command == "PING":
+            self.send("PONG :" + line.trailing)
+        return line
+
+    def wait_for(self, predicate: Callable[[IRCLine], bool], deadline: float) -> IRCLine:
+        while True:
+            line = self.read_line(deadline)
+            if predicate(line):
+                return line
+            if line.command == "ERROR":
+                raise IRCConnectionClosed(line.raw)
+
+
+# --------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------
+
+
+class InspIRCd:
+    """An InspIRCd 3 child process with a generated config in ``directory``.
+
+    Ports are picked on the first `start` and kept afterwards, so
+    ``stop(); ...; start()`` brings the server back on the same address (for
+    reconnect tests). With ``services=True`` Atheme is linked on a second port
+    and `start` returns only once SASL is advertised and NickServ/SaslServ are
+    online.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        fakelag: bool | Literal["yes", "no", "on", "off"] = False,
+        threshold: int = 1000,
+        commandrate: int = 100000,
+        recvq: int = 65536,
+        extra_config: Iterable[str] = (),
+        services: bool = False,
+        port: int | None = None,
+        link_port: int | None = None,
+        server_name: str = "irc.test",
+        network: str = "TestNet",
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        self._dir = Path(directory).resolve()
+        self._dir.mkdir(parents=True, exist_ok=True)
+        if isinstance(fakelag, str):
+            fakelag = fakelag.lower() in ("yes", "on", "true", "1")
+        self.fakelag: bool = fakelag
+        self.threshold: int = threshold
+        self.commandrate: int = commandrate
+        self.recvq: int = recvq
+        self.extra_config: list[str] = list(extra_config)
+        self.services: bool = services
+        self.server_name: str = server_name
+        self.network: str = network
+        self.services_name: str = "services.test"
+        self.link_password: str = "linkpw-" + os.urandom(6).hex()
+        self.startup_timeout: float = startup_timeout
+        self.stop_timeout: float = stop_timeout
+        self._host = LOOPBACK
+        self._port = port
+        self._link_port = link_port
+        self._fixed_ports = port is not None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._atheme: subprocess.Popen[bytes] | None = None
+        self._stdout_files: list[IO[bytes]] = []
+        self._stdout_offset = 0
+        self.startup_seconds: float | None = None
+        """Wall time of the last successful `start` (until a client got 001)."""
+
+    # ----- addresses and files ---------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("port is chosen on the first start()")
+        return self._port
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    @property
+    def link_port(self) -> int | None:
+        """Server-link port Atheme connects to (``None`` without services)."""
+        return self._link_port if self.services else None
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
+
+    @property
+    def config_path(self) -> Path:
+        return self._dir / "inspircd.conf"
+
+    @property
+    def log_path(self) -> Path:
+        """InspIRCd's own log (connects, quits, errors)."""
+        return self._dir / "ircd.log"
+
+    @property
+    def stdout_path(self) -> Path:
+        """InspIRCd's stdout/stderr (config errors end up here)."""
+        return self._dir / "inspircd.out"
+
+    @property
+    def atheme_config_path(self) -> Path:
+        return self._dir / "atheme.conf"
+
+    @property
+    def atheme_log_path(self) -> Path:
+        return self._dir / "atheme.log"
+
+    @property
+    def atheme_stdout_path(self) -> Path:
+        return self._dir / "atheme.out"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def atheme_pid(self) -> int | None:
+        return self._atheme.pid if self._atheme is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def read_log(self) -> str:
+        """Whole InspIRCd log file ("" if it does not exist yet)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def diagnostics(self, lines: int = 40) -> str:
+        """Tails of all log files, for assertion and error messages."""
+        parts = [
+            f"--- {self.stdout_path} ---\n{_tail(self.stdout_path, lines)}",
+            f"--- {self.log_path} ---\n{_tail(self.log_path, lines)}",
+        ]
+        if self.services:
+            parts.append(
+                f"--- {self.atheme_stdout_path} ---\n{_tail(self.atheme_stdout_path, lines)}"
+            )
+            parts.append(f"--- {self.atheme_log_path} ---\n{_tail(self.atheme_log_path, lines)}")
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<InspIRCd {self._host}:{self._port} services={self.services} {state}>"
+
+    # ----- config ----------------------------------------------------------
+
+    def config_text(self) -> str:
+        d = self._dir
+        fakelag = "yes" if self.fakelag else "no"
+        sid = ' id="001"' if self.services else ""
+        lines = [
+            f'<server name="{self.server_name}" description="test" network="{self.network}"{sid}>',
+            '<admin name="t" nick="t" email="t@t">',
+            f'<bind address="{self._host}" port="{self.port}" type="clients">',
+            '<connect name="main" allow="*" resolvehostnames="no" maxchans="100"'
+            ' localmax="10000" globalmax="10000" limit="10000"'
+            f' threshold="{self.threshold}" commandrate="{self.commandrate}"'
+            f' fakelag="{fakelag}" hardsendq="10485760" softsendq="65536"'
+            f' recvq="{self.recvq}" pingfreq="120" timeout="60">',
+            '<class name="all" commands="*">',
+            '<options defaultmodes="nt">',
+            '<performance softlimit="10000" somaxconn="128">',
+            '<limits maxline="512">',
+            f'<pid file="{d / "inspircd.pid"}">',
+            f'<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" flush="1"'
+            f' target="{self.log_path}">',
+            '<dns server="127.0.0.1" timeout="1">',
+            '<module name="cap">',
+            '<module name="ircv3">',
+            '<module name="ircv3_echomessage">',
+            '<module name="ircv3_servertime">',
+            '<module name="ircv3_msgid">',
+            '<module name="ircv3_batch">',
+            '<module name="chanhistory">',
+        ]
+        if self.services:
+            lines += [
+                f'<bind address="{self._host}" port="{self._link_port}" type="servers">',
+                '<module name="spanningtree">',
+                '<module name="services_account">',
+                '<module name="sasl">',
+                '<module name="chghost">',
+                '<module name="cban">',
+                '<module name="svshold">',
+                '<module name="hidechans">',
+                '<module name="servprotect">',
+                '<module name="topiclock">',
+                '<module name="ircv3_accounttag">',
+                f'<link name="{self.services_name}" ipaddr="{self._host}"'
+                f' port="{self._link_port}" allowmask="127.0.0.0/8"'
+                f' sendpass="{self.link_password}" recvpass="{self.link_password}">',
+                f'<uline server="{self.services_name}" silent="yes">',
+                f'<sasl target="{self.services_name}" requiressl="no">',
+            ]
+        lines += self.extra_config
+        return "\n".join(lines) + "\n"
+
+    def atheme_config_text(self) -> str:
+        modules = "\n".join(f'loadmodule "{m}";' for m in _ATHEME_MODULES)
+        return f"""{modules}
+serverinfo {{
+    name = "{self.services_name}"; desc = "svc"; numeric = "00A"; recontime = 2;
+    netname = "{self.network}"; hidehostsuffix = "users.test"; adminname = "t";
+    adminemail = "t@example.org"; registeremail = "noreply@example.org";
+    auth = none; casemapping = rfc1459; maxusers = 1000; maxlogins = 5;
+}};
+uplink "{self.server_name}" {{
+    host = "{self._host}"; port = {self._link_port}; password = "{self.link_password}";
+}};
+nickserv {{ nick = "NickServ"; user = "NickServ"; host = "{self.services_name}"; real = "NS"; }};
+saslserv {{ nick = "SaslServ"; user = "SaslServ"; host = "{self.services_name}"; real = "SASL"; }};
+general {{ commit_interval = 1; flood_msgs = 0; ratelimit_uses = 1000; ratelimit_period = 60; }};
+"""
+
+    def write_config(self) -> None:
+        """(Re)write the config files for the current ports and settings."""
+        self.config_path.write_text(self.config_text())
+        if self.services:
+            self.atheme_config_path.write_text(self.atheme_config_text())
+
+    # ----- lifecycle -------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the server (and services); return once a client gets 001.
+
+        Raises `ServerStartError` (with log tails) if that does not happen
+        within ``startup_timeout``; nothing is left running then.
+        """
+        if self.running:
+            raise RuntimeError(f"{self!r} is already running")
+        began = time.monotonic()
+        first_start = self._port is None or (self.services and self._link_port is None)
+        attempts = 3 if first_start and not self._fixed_ports else 1
+        for attempt in range(1, attempts + 1):
+            if self._port is None or (first_start and attempt > 1):
+                self._port = free_port(self._host)
+            if self.services and (self._link_port is None or (first_start and attempt > 1)):
+                self._link_port = free_port(self._host)
+                while self._link_port == self._port:
+                    self._link_port = free_port(self._host)
+            try:
+                self._start_once()
+            except PortInUseError:  # lost a race for a "free" port: pick others
+                self.stop()
+                if attempt == attempts:
+                    raise
+                continue
+            except BaseException:
+                self.stop()
+                raise
+            self.startup_seconds = time.monotonic() - began
+            return
+
+    def _spawn(self, argv: Sequence[str], stdout_path: Path) -> subprocess.Popen[bytes]:
+        out = stdout_path.open("ab")
+        self._stdout_files.append(out)
+        proc = subprocess.Popen(
+            [*_die_with_parent_prefix(), *argv],
+            cwd=self._dir,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in pytest must not hit the servers first
+        )
+        _LIVE_PROCESSES.add(proc)
+        return proc
+
+    def _start_once(self) -> None:
+        self.write_config()
+        deadline = time.monotonic() + self.startup_timeout
+        try:
+            self._stdout_offset = self.stdout_path.stat().st_size
+        except FileNotFoundError:
+            self._stdout_offset = 0
+        self._proc = self._spawn(
+            [find_binary("inspircd"), f"--config={self.config_path}", "--nofork", "--runasroot"],
+            self.stdout_path,
+        )
+        self._wait_accepting(deadline)
+        if self.services:
+            self._atheme = self._spawn(
+                [
+                    find_binary("atheme-services"),
+                    "-n",
+                    "-c", str(self.atheme_config_path),
+                    "-D", str(self._dir),
+                    "-l", str(self.atheme_log_path),
+                    "-p", str(self._dir / "atheme.pid"),
+                ],
+                self.atheme_stdout_path,
+            )  # fmt: skip
+        self._wait_ready(deadline)
+
+    def _new_stdout(self) -> str:
+        """InspIRCd's stdout written since the current process was spawned."""
+        try:
+            with self.stdout_path.open("rb") as f:
+                f.seek(self._stdout_offset)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _check_alive(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            code = None if self._proc is None else self._proc.returncode
+            raise ServerStartError(f"inspircd exited (status {code})\n{self.diagnostics()}")
+        if self._atheme is not None and self._atheme.poll() is not None:
+            code = self._atheme.returncode
+            raise ServerStartError(f"atheme-services exited (status {code})\n{self.diagnostics()}")
+
+    def _wait_accepting(self, deadline: float) -> None:
+        # InspIRCd prints "is now running" once its listeners are set up; a
+        # <bind> that failed (port taken) does not stop it, it only says so.
+        while "InspIRCd is now running" not in self._new_stdout():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"inspircd did not finish starting\n{self.diagnostics()}")
+            time.sleep(0.02)
+        if "failed to bind" in self._new_stdout():
+            raise PortInUseError(f"inspircd could not bind its ports\n{self.diagnostics()}")
+        while True:
+            self._check_alive()
+            try:
+                with socket.create_connection((self._host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServerStartError(
+                    f"port {self.port} never accepted a connection\n{self.diagnostics()}"
+                )
+            time.sleep(0.05)
+
+    def _wait_ready(self, deadline: float) -> None:
+        """Register a probe client (001); with services, poll until linked."""
+        while True:
+            self._check_alive()
+            problem: str | None
+            try:
+                problem = self._probe(deadline)
+            except (OSError, TimeoutError) as exc:
+                problem = f"probe failed: {exc!r}"
+            if problem is None:
+                return
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"{self!r} not ready: {problem}\n{self.diagnostics()}")
+            time.sleep(0.2)
+
+    def _probe(self, deadline: float) -> str | None:
+        """One probe connection; None when ready, else what is missing."""
+        nick = f"probe{os.getpid() % 10000}x{next(_probe_ids)}"
+        conn = _SyncIRC(self._host, self.port, timeout=2.0)
+        try:
+            conn.send(f"NICK {nick}")
+            conn.send(f"USER {nick} 0 * :readiness probe")
+            conn.wait_for(lambda m: m.command == "001", min(deadline, time.monotonic() + 10.0))
+            problem: str | None = None
+            # Registration costs ~1 s (InspIRCd completes it on its 1-second
+            # tick), so keep this connection and poll CAP LS / ISON on it.
+            while self.services:
+                self._check_alive()
+                problem = self._services_problem(conn, deadline)
+                if problem is None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            with contextlib.suppress(OSError):
+                conn.send("QUIT :probe done")
+            return problem
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _services_problem(conn: _SyncIRC, deadline: float) -> str | None:
+        conn.send("CAP LS 302")
+        caps: set[str] = set()
+        while True:
+            line = conn.wait_for(
+                lambda m: m.command == "CAP" and len(m.params) >= 2 and m.params[1] == "LS",
+                deadline,
+            )
+            caps.update(token.split("=", 1)[0] for token in line.trailing.split())
+            if len(line.params) < 4 or line.params[2] != "*":
+                break
+        if "sasl" not in caps:
+            return f"sasl not in CAP LS yet ({' '.join(sorted(caps))})"
+        conn.send("ISON NickServ SaslServ")
+        ison = conn.wait_for(lambda m: m.command == "303", deadline)
+        online = {nick.lower() for nick in ison.trailing.split()}
+        if not {"nickserv", "saslserv"} <= online:
+            return f"services not online yet (ISON: {ison.trailing!r})"
+        return None
+
+    def stop(self) -> None:
+        """Stop Atheme, then InspIRCd (SIGTERM by PID, SIGKILL if needed).
+
+        Safe to call at any time, repeatedly. Ports are kept for `start`.
+        """
+        try:
+            if self._atheme is not None:
+                _stop_process(self._atheme, self.stop_timeout)
+        finally:
+            self._atheme = None
+            try:
+                if self._proc is not None:
+                    _stop_process(self._proc, self.stop_timeout)
+            finally:
+                self._proc = None
+                for out in self._stdout_files:
+                    out.close()
+                self._stdout_files.clear()
+
+    def restart(self) -> None:
+        """`stop` then `start`, on the same port(s)."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ----- services helpers -----------------------------------------------
+
+    def register_nick(
+        self,
+        account: str,
+        password: str,
+        *,
+        email: str | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        """Register a NickServ account (blocking, over a raw socket).
+
+        Connects with nick = ``account``, sends ``REGISTER`` and waits for
+        NickServ's confirmation; raises `RuntimeError` with NickServ's answer
+        otherwise. From async code prefer `register_nick_async`.
+        """
+        if not self.services:
+            raise RuntimeError("register_nick needs InspIRCd(services=True)")
+        if " " in password:
+            raise ValueError("NickServ passwords cannot contain spaces")
+        email = email or f"{account}@example.org"
+        deadline = time.monotonic() + timeout
+        conn = _SyncIRC(self._host, self.port, timeout=timeout)
+        try:
+            conn.send(f"NICK {account}")
+            conn.send(f"USER {account} 0 * :{account}")
+            conn.wait_for(lambda m: m.command == "001", deadline)
+            conn.send(f"PRIVMSG NickServ :REGISTER {password} {email}")
+            while True:
+                line = conn.read_line(deadline)
+                if line.command == "NOTICE" and (line.nick or "").lower() == "nickserv":
+                    if "is now registered" in line.trailing:
+                        break
+                    raise RuntimeError(f"NickServ refused to register {account}: {line.trailing}")
+                if line.command in ("432", "433", "ERROR"):
+                    raise RuntimeError(f"cannot use nick {account}: {line.raw}")
+            with contextlib.suppress(OSError):
+                conn.send("QUIT :registered")
+        except TimeoutError:
+            seen = "\n".join(m.raw for m in conn.received[-10:])
+            raise RuntimeError(
+                f"no NickServ confirmation for {account}; last lines:\n{seen}"
+            ) from None
+        finally:
+            conn.close()
+
+    async def register_nick_async(
+        self, account: str, password: str, *, email: str | None = None, timeout: float = 15.0
+    ) -> None:
+        """`register_nick` in a worker thread, so the event loop keeps running."""
+        await asyncio.to_thread(self.register_nick, account, password, email=email, timeout=timeout)
+
+
+# --------------------------------------------------------------------------
+# Raw asyncio client
+# --------------------------------------------------------------------------
+
+
+class RawIRC:
+    """Minimal asyncio IRC client for tests; records every received line.
+
+    Typical use::
+
+        async with RawIRC(server.host, server.port, "alice") as alice:
+            await alice.connect()               # NICK/USER, waits for 001
+            await alice.join("#room")
+            mark = alice.mark()
+            await alice.privmsg("#room", "hi")
+            line = await alice.wait_for(lambda m: m.command == "PRIVMSG", since=mark)
+
+    `wait_for` searches every line received since ``since`` (a `mark`,
+    default 0 = the whole history), so a line that arrived before the wait
+    began is still found. PINGs are answered automatically.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        nick: str,
+        *,
+        username: str | None = None,
+        realname: str = "RawIRC test client",
+        encoding: str = "utf-8",
+        auto_pong: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.nick = nick
+        self.username = username or nick
+        self.realname = realname
+        self.encoding = encoding
+        self.auto_pong = auto_pong
+        self.caps: dict[str, str | None] = {}
+        """Capabilities from the last ``CAP LS`` (name -> value or None)."""
+        self.enabled_caps: set[str] = set()
+        self.sasl_result: IRCLine | None = None
+        """Final SASL numeric (903 on success) of the last `sasl_plain`."""
+        self.welcome: IRCLine | None = None
+        self._lines: list[IRCLine] = []
+        self._cond = asyncio.Condition()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._read_task: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+
+    # ----- connection ------------------------------------------------------
+
+    async def open(self, timeout: float = 10.0) -> None:
+        """Open the TCP connection only (no registration)."""
+        async with asyncio.timeout(timeout):
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        self._read_task = asyncio.create_task(self._read_loop(), name=f"RawIRC-{self.nick}")
+
+    async def connect(
+        self,
+        *,
+        caps: Iterable[str] = (),
+        sasl: tuple[str, str] | None = None,
+        require_sasl: bool = True,
+        timeout: float = 10.0,
+    ) -> IRCLine:
+        """Open the connection and register; return the 001 line.
+
+        With ``caps`` and/or ``sasl`` (account, password) it negotiates
+        ``CAP LS 302`` / ``CAP REQ`` / ``AUTHENTICATE PLAIN`` before
+        ``CAP END``. The SASL outcome is in `sasl_result`; with
+        ``require_sasl`` a result other than 903 raises `SaslError`.
+        """
+        if self._writer is None:
+            await self.open(timeout)
+        return await self.register(caps=caps, sasl=sasl, require_sasl=require_sasl, timeout=timeout)
+
+    async def register(
+        self,
+        *,
+        caps: Iterable[str] = (),
+        sasl: tuple[str, str] | None = None,
+        require_sasl: bool = True,
+        timeout: float = 10.0,
+    ) -> IRCLine:
+        """Send (CAP ...) NICK/USER on an open connection; return the 001 line."""
+        wanted = list(caps)
+        if sasl is not None and "sasl" not in wanted:
+            wanted.append("sasl")
+        mark = self.mark()
+        negotiate = bool(wanted)
+        if negotiate:
+            await self.send("CAP LS 302")
+        await self.send(f"NICK {self.nick}")
+        await self.send(f"USER {self.username} 0 * :{self.realname}")
+        if negotiate:
+            await self._read_cap_ls(mark, timeout)
+            await self.cap_req(wanted, timeout=timeout)
+            if sasl is not None:
+                result = await self.sasl_plain(*sasl, timeout=timeout)
+                if require_sasl and result.command != "903":
+                    raise SaslError(f"SASL failed: {result.raw}", result)
+            await self.send("CAP END")
+        welcome = await self.wait_for(lambda m: m.command == "001", timeout, since=mark)
+        self.nick = welcome.params[0] if welcome.params else self.nick
+        self.welcome = welcome
+        return welcome
+
+    async def _read_cap_ls(self, since: int, timeout: float) -> dict[str, str | None]:
+        caps: dict[str, str | None] = {}
+        while True:
+            index = await self._wait_index(
+                lambda m: m.command == "CAP" and len(m.params) >= 2 and m.params[1] == "LS",
+                timeout,
+                since,
+            )
+            line = self._lines[index]
+            since = index + 1
+            for token in line.trailing.split():
+                name, eq, value = token.partition("=")
+                caps[name] = value if eq else None
+            if len(line.params) < 4 or line.params[2] != "*":
+                break
+        self.caps = caps
+        return caps
+
+    async def cap_ls(self, timeout: float = 10.0) -> dict[str, str | None]:
+        """Send ``CAP LS 302`` and return the advertised capabilities."""
+        mark = self.mark()
+        await self.send("CAP LS 302")
+        return await self._read_cap_ls(mark, timeout)
+
+    async def cap_req(self, caps: Iterable[str], timeout: float = 10.0) -> set[str]:
+        """``CAP REQ`` the given capabilities; return the ACKed set.
+
+        Raises `RuntimeError` if the server NAKs the request.
+        """
+        wanted = " ".join(caps)
+        mark = self.mark()
+        await self.send(f"CAP REQ :{wanted}")
+        line = await self.wait_for(
+            lambda m: m.command == "CAP" and len(m.params) >= 2 and m.params[1] in ("ACK", "NAK"),
+            timeout,
+            since=mark,
+        )
+        if line.params[1] == "NAK":
+            raise RuntimeError(f"server refused CAP REQ {wanted!r}: {line.raw}")
+        acked = {c.lstrip("-~=") for c in line.trailing.split() if not c.startswith("-")}
+        self.enabled_caps |= acked
+        return acked
+
+    async def sasl_plain(self, account: str, password: str, timeout: float = 10.0) -> IRCLine:
+        """Run ``AUTHENTICATE PLAIN``; return the final numeric (903 = success).
+
+        The ``sasl`` capability must already be ACKed.
+        """
+        mark = self.mark()
+        await self.send("AUTHENTICATE PLAIN")
+        first = await self.wait_for(
+            lambda m: m.command == "AUTHENTICATE" or m.command in SASL_FINAL,
+            timeout,
+            since=mark,
+        )
+        if first.command == "AUTHENTICATE":
+            for chunk in _sasl_plain_payload(account, password):
+                await self.send(f"AUTHENTICATE {chunk}")
+            result = await self.wait_for(lambda m: m.command in SASL_FINAL, timeout, since=mark)
+        else:
+            result = first
+        self.sasl_result = result
+        return result
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                data = await self._reader.readline()
+                if not data:
+                    break
+                line = IRCLine.parse(data.decode(self.encoding, errors="replace"))
+                if line.command == "PING" and self.auto_pong:
+                    with contextlib.suppress(Exception):
+                        await self.send("PONG :" + line.trailing)
+                elif line.command == "NICK" and line.nick == self.nick and line.params:
+                    self.nick = line.params[0]
+                async with self._cond:
+                    self._lines.append(line)
+                    self._cond.notify_all()
+        except (ConnectionError, OSError, ValueError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._closed.set()
+            async with self._cond:
+                self._cond.notify_all()
+
+    async def close(self) -> None:
+        """Drop the connection (no QUIT) and stop the reader task."""
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+        if self._read_task is not None:
+            self._read_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._read_task
+        self._closed.set()
+
+    async def quit(self, message: str = "bye", timeout: float = 5.0) -> None:
+        """Send QUIT, wait (briefly) for the server to close, then close."""
+        if not self.closed:
+            with contextlib.suppress(ConnectionError, OSError):
+                await self.send(f"QUIT :{message}")
+            with contextlib.suppress(TimeoutError):
+                await self.wait_closed(timeout)
+        await self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once the server closed the connection (or `close` ran)."""
+        return self._closed.is_set()
+
+    async def wait_closed(self, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            await self._closed.wait()
+
+    # ----- sending ---------------------------------------------------------
+
+    async def send(self, line: str) -> None:
+        """Send one line (CRLF is appended; CR/LF/NUL inside are refused)."""
+        _check_line(line)
+        await self.send_raw(line.encode(self.encoding) + b"\r\n")
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write bytes as they are, in one write (e.g. a flood of many lines)."""
+        if self._writer is None:
+            raise RuntimeError("not connected; call open() or connect() first")
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def privmsg(self, target: str, text: str) -> None:
+        await self.send(f"PRIVMSG {target} :{text}")
+
+    async def notice(self, target: str, text: str) -> None:
+        await self.send(f"NOTICE {target} :{text}")
+
+    async def join(self, channel: str, timeout: float = 10.0) -> None:
+        """JOIN and wait for the end of NAMES (366); raise on a join error."""
+        mark = self.mark()
+        await self.send(f"JOIN {channel}")
+        line = await self.wait_for(
+            lambda m: (
+                (m.command == "366" or (m.command[:1] == "4" and m.command.isdigit()))
+                and len(m.params) >= 2
+                and m.params[1].lower() == channel.lower()
+            ),
+            timeout,
+            since=mark,
+        )
+        if line.command != "366":
+            raise RuntimeError(f"cannot join {channel}: {line.raw}")
+
+    async def part(self, channel: str, reason: str = "bye", timeout: float = 10.0) -> None:
+        mark = self.mark()
+        await self.send(f"PART {channel} :{reason}")
+        await self.wait_for(
+            lambda m: m.command == "PART" and m.nick == self.nick, timeout, since=mark
+        )
+
+    # ----- receiving -------------------------------------------------------
+
+    @property
+    def lines(self) -> Sequence[IRCLine]:
+        """Every line received so far (a copy)."""
+        return list(self._lines)
+
+    def mark(self) -> int:
+        """Index for ``since=``: only lines received after this call."""
+        return len(self._lines)
+
+    def received(
+        self, predicate: Callable[[IRCLine], bool] | None = None, *, since: int = 0
+    ) -> list[IRCLine]:
+        """Received lines (from ``since``) matching ``predicate``."""
+        return [m for m in self._lines[since:] if predicate is None or predicate(m)]
+
+    def messages(self, target: str | None = None, *, since: int = 0) -> list[IRCLine]:
+        """PRIVMSG lines received (optionally only those sent to ``target``)."""
+        return self.received(
+            lambda m: (
+                m.command == "PRIVMSG"
+                and (target is None or (bool(m.params) and m.params[0].lower() == target.lower()))
+            ),
+            since=since,
+        )
+
+    async def wait_for(
+        self,
+        predicate: Callable[[IRCLine], bool],
+        timeout: float = 10.0,
+        *,
+        since: int = 0,
+    ) -> IRCLine:
+        """First line from index ``since`` on that matches ``predicate``.
+
+        Raises `TimeoutError` after ``timeout`` seconds, or
+        `IRCConnectionClosed` as soon as the connection is closed without a
+        match. Both messages include the last lines received.
+        """
+        return self._lines[await self._wait_index(predicate, timeout, since)]
+
+    async def _wait_index(
+        self, predicate: Callable[[IRCLine], bool], timeout: float, since: int
+    ) -> int:
+        index = since
+        found: list[int] = []
+
+        def check() -> bool:
+            nonlocal index
+            while index < len(self._lines):
+                if predicate(self._lines[index]):
+                    found.append(index)
+                    return True
+                index += 1
+            return self._closed.is_set()
+
+        try:
+            async with asyncio.timeout(timeout), self._cond:
+                await self._cond.wait_for(check)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.nick}: no matching line within {timeout}s; last lines:\n{self._recent()}"
+            ) from None
+        if found:
+            return found[0]
+        raise IRCConnectionClosed(
+            f"{self.nick}: connection closed before a matching line; last lines:\n{self._recent()}"
+        )
+
+    async def wait_for_command(
+        self, command: str, timeout: float = 10.0, *, since: int = 0
+    ) -> IRCLine:
+        """First line with this command (e.g. "PRIVMSG", "001") from ``since``."""
+        command = command.upper()
+        return await self.wait_for(lambda m: m.command == command, timeout, since=since)
+
+    def _recent(self, count: int = 15) -> str:
+        return "\n".join("  " + m.raw for m in self._lines[-count:]) or "  (nothing received)"
