@@ -18,6 +18,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 from .auth import Authenticator
@@ -129,7 +130,8 @@ class Connection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports implement the interface without subclassing it.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         peer = transport.get_extra_info("peername")
         if self.remote == "?" and isinstance(peer, tuple):
@@ -265,6 +267,8 @@ class ScalarServer:
         """Stop listening, say bye to everyone, wait for the sessions to end."""
         for srv in self.listeners:
             srv.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for conn in list(self.connections):
             conn.session.bye(reason)
         if self._flush_scheduled:

@@ -1,0 +1,252 @@
+"""What every adapter shares: the Scalar side of a bridge, loop prevention,
+bounded per-link queues, and health.
+
+An adapter is a network client of the hub like any other: it connects
+in-process as its reserved ID (`!irc-libera@example.com`), subscribes to the
+bridged channels, and publishes what arrives from the remote network with
+`nick` and `origin` set. The rules of design.md §3 live here once:
+
+- an event is relayed to a link unless it came from that link (`origin`);
+- presence events are never relayed;
+- what a link cannot send now waits in a bounded queue, in order; overflow
+  drops the oldest and is logged and counted, never silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..config import Account, Bridge, Config, Link
+from ..scalar.client import Client
+from ..scalar.errors import ConnectionClosed, RateLimited, ScalarError
+from ..scalar.messages import Event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class LinkStatus:
+    """Health of one link, as `bridgehost status` and the log show it."""
+
+    account: str
+    target: str
+    channel: str
+    direction: str
+    state: str = "starting"
+    queued: int = 0
+    dropped: int = 0
+    relayed_in: int = 0
+    relayed_out: int = 0
+    last_error: str | None = None
+    since: float = field(default_factory=time.time)
+
+    def set(self, state: str, error: str | None = None) -> None:
+        if state != self.state or (error and error != self.last_error):
+            level = logging.WARNING if error else logging.INFO
+            log.log(level, "link %s/%s <-> %s: %s%s", self.account, self.target, self.channel,
+                    state, f" ({error})" if error else "")
+            self.state, self.since = state, time.time()
+        if error:
+            self.last_error = error
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+
+
+class KeyValue(Protocol):
+    """Small persistent state of one adapter or bot (a namespace in the store)."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def items(self, prefix: str = "") -> list[tuple[str, bytes]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterContext:
+    """What the app hands an adapter: its account, its links, a way in."""
+
+    config: Config
+    account: Account
+    reserved_id: str
+    connect: Callable[[], Awaitable[Client]]
+    """A new in-process Scalar session authenticated as `reserved_id`."""
+    kv: KeyValue
+
+    @property
+    def links(self) -> list[tuple[Bridge, Link]]:
+        return self.config.links_of(self.account.name)
+
+
+class Adapter(Protocol):
+    name: str
+
+    async def run(self) -> None:
+        """Run until cancelled; the app restarts it with backoff if it raises."""
+
+    def status(self) -> list[LinkStatus]: ...
+
+
+def origin_of(account: Account, target: str) -> str:
+    """How a link names itself in `origin`, e.g. `irc:libera/#python`."""
+    return f"{account.type}:{account.name}/{target}"
+
+
+class OutQueue:
+    """Bounded FIFO of events waiting for one link; peek, send, then pop."""
+
+    def __init__(self, status: LinkStatus, maxlen: int) -> None:
+        self.status = status
+        self.maxlen = maxlen
+        self._items: collections.deque[Event] = collections.deque()
+        self._ready = asyncio.Event()
+
+    def put(self, event: Event) -> None:
+        if len(self._items) >= self.maxlen:
+            lost = self._items.popleft()
+            self.status.dropped += 1
+            log.warning("queue for %s/%s full (%d): dropped event seq %d of %s (%d dropped so far)",
+                        self.status.account, self.status.target, self.maxlen, lost.seq,
+                        lost.topic, self.status.dropped)
+        self._items.append(event)
+        self.status.queued = len(self._items)
+        self._ready.set()
+
+    async def peek(self) -> Event:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items[0]
+
+    def pop(self) -> None:
+        self._items.popleft()
+        self.status.queued = len(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class ScalarSide:
+    """The adapter's session with the hub: subscribe to bridged channels, route
+    events to per-link queues, publish what comes from the remote side."""
+
+    def __init__(self, ctx: AdapterContext, queue_size: int) -> None:
+        self.ctx = ctx
+        self.client: Client | None = None
+        self.links: dict[str, tuple[Bridge, Link, LinkStatus, OutQueue]] = {}
+        for bridge, link in ctx.links:
+            st = LinkStatus(ctx.account.name, link.target, bridge.channel, link.direction)
+            self.links[origin_of(ctx.account, link.target)] = (
+                bridge, link, st, OutQueue(st, queue_size))
+        self._last_seq: dict[str, int] = {}
+        self._connected = asyncio.Event()
+
+    def origin(self, link: Link) -> str:
+        return origin_of(self.ctx.account, link.target)
+
+    def queue(self, link: Link) -> OutQueue:
+        return self.links[self.origin(link)][3]
+
+    def status_of(self, link: Link) -> LinkStatus:
+        return self.links[self.origin(link)][2]
+
+    def statuses(self) -> list[LinkStatus]:
+        return [entry[2] for entry in self.links.values()]
+
+    async def run(self) -> None:
+        """Hold a session to the hub; re-subscribe and catch up after any loss."""
+        while True:
+            client = await self.ctx.connect()
+            try:
+                channels = sorted({b.channel for b, link, _, _ in self.links.values()
+                                   if link.outbound})
+                for channel in channels:
+                    meta = await client.sub(channel)
+                    last = self._last_seq.get(channel)
+                    if last is None:
+                        self._last_seq[channel] = meta.seq
+                    elif last < meta.seq:
+                        async for event in client.history_after(channel, last):
+                            self._route(event)
+                self.client = client
+                self._connected.set()
+                async for event in client:
+                    self._route(event)
+                log.warning("%s: Scalar session ended (%s); reconnecting", self.ctx.reserved_id,
+                            client.close_reason)
+            finally:
+                self._connected.clear()
+                self.client = None
+                await client.close()
+            await asyncio.sleep(0.5)
+
+    def _route(self, event: Event, *, own: bool = False) -> None:
+        """Queue an event for every outbound link of its channel but the one it came from.
+
+        `own` marks the echo of our own publish, which the hub does not send
+        back as a delivery but other links of this adapter still need; it can
+        arrive after later deliveries, so it skips the replay check.
+        """
+        if event.kind == "presence" or event.seq == 0:
+            return
+        last = self._last_seq.get(event.topic, 0)
+        if event.seq <= last and not own:
+            return
+        self._last_seq[event.topic] = max(last, event.seq)
+        for origin, (bridge, link, _st, queue) in self.links.items():
+            if bridge.channel != event.topic or not link.outbound:
+                continue
+            if event.origin == origin:
+                continue
+            queue.put(event)
+
+    async def publish(
+        self,
+        link: Link,
+        *,
+        nick: str,
+        body: str,
+        kind: str = "text",
+        ctype: str | None = None,
+        reply_to: bytes | None = None,
+    ) -> Event | None:
+        """Relay one remote message into the bridged channel (waits for the hub).
+
+        Returns the stored event, or None when it could not be published (logged).
+        """
+        bridge, _, st, _ = self.links[self.origin(link)]
+        if not link.inbound:
+            return None
+        nick = nick[:64] or "?"
+        for attempt in range(50):
+            await self._connected.wait()
+            client = self.client
+            if client is None:
+                continue
+            try:
+                event = await client.publish(
+                    bridge.channel, body, kind=kind, ctype=ctype, reply_to=reply_to, nick=nick,
+                    origin=self.origin(link),
+                )
+            except RateLimited as exc:
+                await asyncio.sleep(exc.retry_after / 1000)
+            except ConnectionClosed:
+                await asyncio.sleep(0.1 * (attempt + 1))
+            except ScalarError as exc:
+                st.set(st.state, f"hub refused a message from {nick}: {exc.code}: {exc.text}")
+                return None
+            else:
+                st.relayed_in += 1
+                self._route(event, own=True)
+                return event
+        st.set(st.state, f"could not publish a message from {nick}: hub unavailable")
+        return None

@@ -1,0 +1,220 @@
+"""Wiring and lifecycle: store, hub and listeners, adapters, bots; signals.
+
+Start-up order is store -> server -> adapters -> bots, and shutdown the
+reverse, so that every connection gets `bye` and every accepted event is
+committed before the process exits. Adapters and bots run under
+`supervise()`: one that fails is logged and restarted with backoff, and
+never takes the process (or the other bridges) down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import os
+import signal
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .adapters.base import Adapter, AdapterContext, LinkStatus
+from .config import Account, Config
+from .scalar import client as scalar_client
+from .scalar.client import Client
+from .scalar.server import ScalarServer
+from .scalar.store import Store
+from .scalar.tasks import TaskSet, supervise
+
+log = logging.getLogger(__name__)
+
+ADAPTER_MODULES = {
+    "irc": "bridgehost.adapters.irc:IrcAdapter",
+    "matrix": "bridgehost.adapters.matrix:MatrixAdapter",
+    "fs": "bridgehost.adapters.fs:FsAdapter",
+}
+STATUS_FILE = "status.json"
+
+
+class StoreKV:
+    """A namespace of the store's key-value table (adapter or bot state)."""
+
+    def __init__(self, store: Store, ns: str) -> None:
+        self.store, self.ns = store, ns
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.store.kv_get(self.ns, key)
+
+    async def set(self, key: str, value: bytes) -> None:
+        await self.store.kv_set(self.ns, key, value)
+
+    async def delete(self, key: str) -> None:
+        await self.store.kv_delete(self.ns, key)
+
+    async def items(self, prefix: str = "") -> list[tuple[str, bytes]]:
+        return await self.store.kv_items(self.ns, prefix)
+
+
+def load_object(spec: str) -> Any:
+    """`package.module:Name` -> the object."""
+    module, _, name = spec.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in name.split(".") if name else []:
+        obj = getattr(obj, part)
+    return obj
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    files = config.server.tls
+    if files is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(files.cert, files.key)
+    return context
+
+
+class App:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store: Store | None = None
+        self.server: ScalarServer | None = None
+        self.adapters: list[Adapter] = []
+        self.bot_host: Any = None
+        self.tasks = TaskSet("app")
+        self.urls: list[str] = []
+        self._stopping = asyncio.Event()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config.server
+        if self.config.embedded:
+            log.info("no config file: running the embedded default (domain %s)", cfg.domain)
+        self.store = await Store.open(
+            cfg.data_dir, keep=cfg.history_keep, synchronous=cfg.history_sync.upper()
+        )
+        titles = tuple((b.channel, b.title) for b in self.config.bridges if b.title)
+        self.server = ScalarServer(
+            cfg.settings(titles), self.store, tls=tls_context(self.config),
+            unix_mode=cfg.unix_mode,
+        )
+        try:
+            self.urls = await self.server.start(list(cfg.listen))
+        except BaseException:
+            await self.server.close()
+            await self.store.close()
+            raise
+        for name, account in self.config.accounts.items():
+            self._start_adapter(name, account)
+        await self._start_bots()
+        self.tasks.spawn(self._write_status(), name="status-writer")
+
+    def _start_adapter(self, name: str, account: Account) -> None:
+        assert self.store is not None
+        reserved = self.config.reserved_id(name)
+        try:
+            factory = load_object(ADAPTER_MODULES[account.type])
+        except Exception as exc:
+            log.error("adapter %s (%s) could not be loaded: %s", name, account.type, exc)
+            return
+        ctx = AdapterContext(
+            config=self.config,
+            account=account,
+            reserved_id=reserved,
+            connect=self.local_client_factory(reserved),
+            kv=StoreKV(self.store, f"adapter:{name}"),
+        )
+        adapter: Adapter = factory(ctx)
+        self.adapters.append(adapter)
+        self.tasks.spawn(supervise(f"adapter {name}", adapter.run), name=f"adapter-{name}")
+        log.info("adapter %s (%s) started as %s with %d link(s)", name, account.type, reserved,
+                 len(ctx.links))
+
+    async def _start_bots(self) -> None:
+        if not self.config.bots:
+            return
+        try:
+            host_mod = importlib.import_module("bridgehost.bots.host")
+        except ImportError as exc:
+            log.error("bot framework unavailable: %s", exc)
+            return
+        self.bot_host = host_mod.BotHost(self)
+        await self.bot_host.start(self.config.bots)
+
+    def local_client_factory(self, ident: str) -> Callable[[], Any]:
+        """Connect in-process as `ident` (a reserved ID) with a token that only lives in memory."""
+        assert self.server is not None
+        server = self.server
+        token = server.auth.issue_ephemeral(ident)
+
+        async def connect() -> Client:
+            sock = await server.connect_local()
+            return await scalar_client.connect_socket(sock, id=ident, secret=token)
+
+        return connect
+
+    async def run(self) -> None:
+        """Start, serve until SIGINT/SIGTERM, stop cleanly."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        await self.start()
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.stop()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s received: shutting down", sig.name)
+        self._stopping.set()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def stop(self) -> None:
+        if self.bot_host is not None:
+            await self.bot_host.stop()
+        await self.tasks.close()
+        if self.server is not None:
+            await self.server.close()
+        if self.store is not None:
+            await self.store.close()
+            log.info("store flushed and closed")
+        self._dump_status()
+
+    # --- health -------------------------------------------------------------------------
+
+    def link_statuses(self) -> list[LinkStatus]:
+        return [st for adapter in self.adapters for st in adapter.status()]
+
+    def status(self) -> dict[str, Any]:
+        server = self.server
+        return {
+            "time": time.time(),
+            "pid": os.getpid(),
+            "listening": self.urls,
+            "connections": len(server.connections) if server else 0,
+            "published": server.hub.published if server else 0,
+            "links": [st.as_dict() for st in self.link_statuses()],
+            "bots": self.bot_host.status() if self.bot_host is not None else [],
+        }
+
+    def _dump_status(self) -> None:
+        path: Path = self.config.server.data_dir / STATUS_FILE
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(self.status(), indent=1, default=str))
+            os.chmod(tmp, 0o600)
+            tmp.replace(path)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc)
+
+    async def _write_status(self) -> None:
+        while True:
+            self._dump_status()
+            await asyncio.sleep(2)

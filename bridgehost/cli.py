@@ -1,0 +1,350 @@
+"""The `bridgehost` command (design.md §5). Exit codes: 0 ok, 1 runtime failure,
+2 usage or configuration error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import getpass
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .app import STATUS_FILE, App
+from .config import Config, ConfigError, find_config
+from .scalar import ids
+from .scalar.auth import Authenticator, hash_token
+from .scalar.client import Client, connect
+from .scalar.errors import ScalarError
+from .scalar.messages import Event
+from .scalar.store import Store, ensure_private_dir
+
+log = logging.getLogger("bridgehost")
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+CLI_TOKEN_FILE = "cli-token"
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose >= 0 else logging.WARNING
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if verbose < 2:
+        for noisy in ("aiosqlite", "nio", "irc.client", "irc.client_aio", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _run_loop(coro: Any) -> Any:
+    try:
+        import uvloop  # the `fast` extra
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    app = App(config)
+    try:
+        _run_loop(app.run())
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def cmd_check(config: Config, args: argparse.Namespace) -> int:
+    where = config.path or "embedded default"
+    print(f"{where}: OK — domain {config.server.domain}, {len(config.server.listen)} listener(s), "
+          f"{len(config.accounts)} account(s), {len(config.bridges)} bridge(s), "
+          f"{len(config.bots)} bot(s)")
+    return EXIT_OK
+
+
+async def _with_store(config: Config) -> tuple[Store, Authenticator]:
+    store = await Store.open(config.server.data_dir, keep=config.server.history_keep)
+    return store, Authenticator(store, config.server.domain)
+
+
+def cmd_user_add(config: Config, args: argparse.Namespace) -> int:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if password != getpass.getpass("again: "):
+            print("passwords differ", file=sys.stderr)
+            return EXIT_USAGE
+
+    async def add() -> str:
+        store, auth = await _with_store(config)
+        try:
+            return await auth.add_user(args.name, password, int(time.time() * 1000))
+        finally:
+            await store.close()
+
+    try:
+        ident = _run_loop(add())
+    except (ValueError, ScalarError) as exc:
+        print(f"bridgehost: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"user {ident} saved")
+    return EXIT_OK
+
+
+def cmd_token_create(config: Config, args: argparse.Namespace) -> int:
+    async def create() -> tuple[str, str]:
+        store, auth = await _with_store(config)
+        try:
+            return await auth.create_token(args.id, int(time.time() * 1000))
+        finally:
+            await store.close()
+
+    try:
+        ident, token = _run_loop(create())
+    except (ValueError, ScalarError) as exc:
+        print(f"bridgehost: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"token for {ident} (shown once; only its hash is stored):", file=sys.stderr)
+    print(token)
+    return EXIT_OK
+
+
+def _server_url(config: Config, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    for url in config.server.listen:
+        if url.startswith(("unix://", "tcp://")):
+            return url.replace("tcp://0.0.0.0:", "tcp://127.0.0.1:").replace(
+                "tcp://[::]:", "tcp://[::1]:")
+    return config.server.listen[0]
+
+
+async def _cli_client(config: Config, args: argparse.Namespace) -> Client:
+    """Connect as given (--id/--password), else as `!cli@domain` with a token kept in
+    data_dir: whoever can read the data dir may act for the server owner."""
+    url = _server_url(config, args.server)
+    if args.id:
+        secret = os.environ.get("BRIDGEHOST_PASSWORD") or getpass.getpass(f"secret for {args.id}: ")
+        return await connect(url, id=args.id, secret=secret)
+    if args.guest:
+        return await connect(url)
+    ident = f"!cli@{config.server.domain}"
+    token_path = config.server.data_dir / CLI_TOKEN_FILE
+    token = token_path.read_text().strip() if token_path.exists() else None
+    if token is None:
+        token = "bht_" + secrets.token_urlsafe(32)
+        store, _ = await _with_store(config)
+        try:
+            await store.set_credential(ident, "token", hash_token(token), int(time.time() * 1000))
+        finally:
+            await store.close()
+        ensure_private_dir(config.server.data_dir)
+        fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token)
+    return await connect(url, id=ident, secret=token)
+
+
+def format_event(event: Event) -> str:
+    """`YYYY-MM-DD HH:MM:SS <nick> body`, one line per body line (UTC)."""
+    stamp = dt.datetime.fromtimestamp(event.time / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    who = event.nick or event.sender
+    lines = event.body.split("\n") or [""]
+    if event.kind == "action":
+        return "\n".join(f"{stamp} * {who} {line}" for line in lines)
+    if event.kind == "notice":
+        return "\n".join(f"{stamp} -{who}- {line}" for line in lines)
+    if event.kind == "presence":
+        return f"{stamp} {event.sender} is {event.body}"
+    return "\n".join(f"{stamp} <{who}> {line}" for line in lines)
+
+
+def cmd_say(config: Config, args: argparse.Namespace) -> int:
+    async def say() -> Event:
+        client = await _cli_client(config, args)
+        try:
+            topic = ids.normalise(args.topic)
+            if ids.parse(topic).is_channel and not client.id.startswith("!"):
+                await client.sub(topic)
+            return await client.publish(topic, args.text, kind=args.kind, nick=args.nick)
+        finally:
+            await client.close()
+
+    try:
+        event = _run_loop(say())
+    except (ScalarError, OSError) as exc:
+        print(f"bridgehost: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"{event.topic} seq {event.seq}")
+    return EXIT_OK
+
+
+def cmd_tail(config: Config, args: argparse.Namespace) -> int:
+    async def tail() -> None:
+        client = await _cli_client(config, args)
+        try:
+            topic = ids.normalise(args.topic)
+            meta = await client.sub(topic)
+            if args.history and meta.history:
+                page = await client.catchup(topic, limit=args.history)
+                for event in page.events:
+                    print(format_event(event), flush=True)
+            async for event in client:
+                print(format_event(event), flush=True)
+        finally:
+            await client.close()
+
+    try:
+        _run_loop(tail())
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except (ScalarError, OSError) as exc:
+        print(f"bridgehost: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    path = config.server.data_dir / STATUS_FILE
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, ValueError):
+        print(f"bridgehost: no status at {path} (is bridgehost running?)", file=sys.stderr)
+        return EXIT_FAIL
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return EXIT_OK
+    age = time.time() - float(status.get("time", 0))
+    alive = _pid_alive(int(status.get("pid", 0))) and age < 30
+    print(f"bridgehost pid {status.get('pid')} {'running' if alive else 'NOT running'}; "
+          f"listening on {', '.join(status.get('listening', []))}; "
+          f"{status.get('connections', 0)} connection(s)")
+    for link in status.get("links", []):
+        err = f"  last error: {link['last_error']}" if link.get("last_error") else ""
+        print(f"  {link['account']}/{link['target']} <-> {link['channel']} [{link['direction']}]: "
+              f"{link['state']}, queued {link['queued']}, dropped {link['dropped']}{err}")
+    for bot in status.get("bots", []):
+        print(f"  bot {bot.get('id')}: {bot.get('state')}")
+    return EXIT_OK if alive else EXIT_FAIL
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cmd_bot(config: Config | None, args: argparse.Namespace) -> int:
+    from .bots.remote import run_remote
+
+    return int(_run_loop(run_remote(args)))
+
+
+# --- argument parsing ----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bridgehost",
+        description="Self-hosted Scalar chat server with IRC/Matrix bridges and bots.",
+    )
+    p.add_argument("--version", action="version", version=f"bridgehost {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", type=Path,
+                        help="config file (default: ./bridgehost.yaml, else the embedded default)")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    common.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument("--server", help="server URL (default: the config's first listener)")
+    client.add_argument("--id", help="log in as this ID (secret from $BRIDGEHOST_PASSWORD or a "
+                        "prompt); default: the local !cli ID")
+    client.add_argument("--guest", action="store_true", help="connect as a guest")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("run", parents=[common], help="run the server (the default command)")
+    sub.add_parser("check", parents=[common], help="validate the config and exit")
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    ua = user.add_parser("add", parents=[common], help="add a user or change its password")
+    ua.add_argument("name", help="user name or ID (alice or alice@example.com)")
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    token = sub.add_parser("token", help="manage tokens").add_subparsers(dest="action",
+                                                                       required=True)
+    tc = token.add_parser("create", parents=[common], help="create a token for a reserved ID")
+    tc.add_argument("id", help="reserved ID, e.g. '!mybot@example.com'")
+    say = sub.add_parser("say", parents=[common, client], help="publish one message")
+    say.add_argument("topic")
+    say.add_argument("text")
+    say.add_argument("--kind", default="text", choices=["text", "action", "notice"])
+    say.add_argument("--nick", help="display name (reserved IDs only)")
+    tail = sub.add_parser("tail", parents=[common, client], help="print a topic's messages")
+    tail.add_argument("topic")
+    tail.add_argument("--history", type=int, default=0, metavar="N",
+                      help="first print the last N stored messages")
+    st = sub.add_parser("status", parents=[common], help="health of the running server's links")
+    st.add_argument("--json", action="store_true")
+    bot = sub.add_parser("bot", help="run a bot out of process over the protocol")
+    bot.add_argument("plugin", help="module:Class or an entry point name of bridgehost.bots")
+    bot.add_argument("--server", required=True, help="server URL, e.g. tcp://127.0.0.1:7667")
+    bot.add_argument("--id", required=True, help="the bot's reserved ID")
+    bot.add_argument("--token", help="token (or $BRIDGEHOST_TOKEN)")
+    bot.add_argument("--topic", action="append", default=[], dest="topics",
+                     help="topic to join (repeat)")
+    bot.add_argument("--bot-config", type=Path, help="YAML file with the bot's config map")
+    bot.add_argument("--data", type=Path, help="file for the bot's persistent store")
+    bot.add_argument("-v", "--verbose", action="count", default=0)
+    return p
+
+
+COMMANDS = {
+    ("run", None): cmd_run,
+    ("check", None): cmd_check,
+    ("user", "add"): cmd_user_add,
+    ("token", "create"): cmd_token_create,
+    ("say", None): cmd_say,
+    ("tail", None): cmd_tail,
+    ("status", None): cmd_status,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv.insert(0, "run")
+    args = _parser().parse_args(argv)
+    verbose = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0)
+    _setup_logging(verbose)
+    if args.command == "bot":
+        return cmd_bot(None, args)
+    try:
+        config = find_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s); nothing started", file=sys.stderr)
+        return EXIT_USAGE
+    handler = COMMANDS[(args.command, getattr(args, "action", None))]
+    with contextlib.suppress(KeyboardInterrupt):
+        return handler(config, args)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
