@@ -14,15 +14,9 @@ from .synapse_fixtures import (
     SynapseFactory,
     create_room,
     login,
-    matrix_users,
     send_text,
-    synapse,
-    synapse_factory,
-    synapse_template,
     wait_for_text,
 )
-
-__all__ = ["matrix_users", "synapse", "synapse_factory", "synapse_template"]
 
 pytestmark = pytest.mark.synapse
 
