@@ -99,7 +99,9 @@ class App:
         )
         titles = tuple((b.channel, b.title) for b in self.config.bridges if b.title)
         self.server = ScalarServer(
-            cfg.settings(titles), self.store, tls=tls_context(self.config),
+            cfg.settings(titles),
+            self.store,
+            tls=tls_context(self.config),
             unix_mode=cfg.unix_mode,
         )
         try:
@@ -131,8 +133,13 @@ class App:
         adapter: Adapter = factory(ctx)
         self.adapters.append(adapter)
         self.tasks.spawn(supervise(f"adapter {name}", adapter.run), name=f"adapter-{name}")
-        log.info("adapter %s (%s) started as %s with %d link(s)", name, account.type, reserved,
-                 len(ctx.links))
+        log.info(
+            "adapter %s (%s) started as %s with %d link(s)",
+            name,
+            account.type,
+            reserved,
+            len(ctx.links),
+        )
 
     async def _start_bots(self) -> None:
         if not self.config.bots:

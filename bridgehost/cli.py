@@ -68,9 +68,11 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_check(config: Config, args: argparse.Namespace) -> int:
     where = config.path or "embedded default"
-    print(f"{where}: OK — domain {config.server.domain}, {len(config.server.listen)} listener(s), "
-          f"{len(config.accounts)} account(s), {len(config.bridges)} bridge(s), "
-          f"{len(config.bots)} bot(s)")
+    print(
+        f"{where}: OK — domain {config.server.domain}, {len(config.server.listen)} listener(s), "
+        f"{len(config.accounts)} account(s), {len(config.bridges)} bridge(s), "
+        f"{len(config.bots)} bot(s)"
+    )
     return EXIT_OK
 
 
@@ -128,7 +130,8 @@ def _server_url(config: Config, explicit: str | None) -> str:
     for url in config.server.listen:
         if url.startswith(("unix://", "tcp://")):
             return url.replace("tcp://0.0.0.0:", "tcp://127.0.0.1:").replace(
-                "tcp://[::]:", "tcp://[::1]:")
+                "tcp://[::]:", "tcp://[::1]:"
+            )
     return config.server.listen[0]
 
 
@@ -229,13 +232,17 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         return EXIT_OK
     age = time.time() - float(status.get("time", 0))
     alive = _pid_alive(int(status.get("pid", 0))) and age < 30
-    print(f"bridgehost pid {status.get('pid')} {'running' if alive else 'NOT running'}; "
-          f"listening on {', '.join(status.get('listening', []))}; "
-          f"{status.get('connections', 0)} connection(s)")
+    print(
+        f"bridgehost pid {status.get('pid')} {'running' if alive else 'NOT running'}; "
+        f"listening on {', '.join(status.get('listening', []))}; "
+        f"{status.get('connections', 0)} connection(s)"
+    )
     for link in status.get("links", []):
         err = f"  last error: {link['last_error']}" if link.get("last_error") else ""
-        print(f"  {link['account']}/{link['target']} <-> {link['channel']} [{link['direction']}]: "
-              f"{link['state']}, queued {link['queued']}, dropped {link['dropped']}{err}")
+        print(
+            f"  {link['account']}/{link['target']} <-> {link['channel']} [{link['direction']}]: "
+            f"{link['state']}, queued {link['queued']}, dropped {link['dropped']}{err}"
+        )
     for bot in status.get("bots", []):
         print(f"  bot {bot.get('id')}: {bot.get('state')}")
     return EXIT_OK if alive else EXIT_FAIL
@@ -269,14 +276,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"bridgehost {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", type=Path,
-                        help="config file (default: ./bridgehost.yaml, else the embedded default)")
+    common.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="config file (default: ./bridgehost.yaml, else the embedded default)",
+    )
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     common.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument("--server", help="server URL (default: the config's first listener)")
-    client.add_argument("--id", help="log in as this ID (secret from $BRIDGEHOST_PASSWORD or a "
-                        "prompt); default: the local !cli ID")
+    client.add_argument(
+        "--id",
+        help="log in as this ID (secret from $BRIDGEHOST_PASSWORD or a "
+        "prompt); default: the local !cli ID",
+    )
     client.add_argument("--guest", action="store_true", help="connect as a guest")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("run", parents=[common], help="run the server (the default command)")
@@ -285,8 +299,9 @@ def _parser() -> argparse.ArgumentParser:
     ua = user.add_parser("add", parents=[common], help="add a user or change its password")
     ua.add_argument("name", help="user name or ID (alice or alice@example.com)")
     ua.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    token = sub.add_parser("token", help="manage tokens").add_subparsers(dest="action",
-                                                                       required=True)
+    token = sub.add_parser("token", help="manage tokens").add_subparsers(
+        dest="action", required=True
+    )
     tc = token.add_parser("create", parents=[common], help="create a token for a reserved ID")
     tc.add_argument("id", help="reserved ID, e.g. '!mybot@example.com'")
     say = sub.add_parser("say", parents=[common, client], help="publish one message")
@@ -296,8 +311,9 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("--nick", help="display name (reserved IDs only)")
     tail = sub.add_parser("tail", parents=[common, client], help="print a topic's messages")
     tail.add_argument("topic")
-    tail.add_argument("--history", type=int, default=0, metavar="N",
-                      help="first print the last N stored messages")
+    tail.add_argument(
+        "--history", type=int, default=0, metavar="N", help="first print the last N stored messages"
+    )
     st = sub.add_parser("status", parents=[common], help="health of the running server's links")
     st.add_argument("--json", action="store_true")
     bot = sub.add_parser("bot", help="run a bot out of process over the protocol")
@@ -305,8 +321,9 @@ def _parser() -> argparse.ArgumentParser:
     bot.add_argument("--server", required=True, help="server URL, e.g. tcp://127.0.0.1:7667")
     bot.add_argument("--id", required=True, help="the bot's reserved ID")
     bot.add_argument("--token", help="token (or $BRIDGEHOST_TOKEN)")
-    bot.add_argument("--topic", action="append", default=[], dest="topics",
-                     help="topic to join (repeat)")
+    bot.add_argument(
+        "--topic", action="append", default=[], dest="topics", help="topic to join (repeat)"
+    )
     bot.add_argument("--bot-config", type=Path, help="YAML file with the bot's config map")
     bot.add_argument("--data", type=Path, help="file for the bot's persistent store")
     bot.add_argument("-v", "--verbose", action="count", default=0)
@@ -326,7 +343,7 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "run")
     args = _parser().parse_args(argv)
     verbose = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0)

@@ -218,14 +218,16 @@ class _Reader:
             return default
         return value  # type: ignore[no-any-return]
 
-    def text(self, key: str, default: Any = None, *, required: bool = False, secret: bool = False
-             ) -> Any:
+    def text(
+        self, key: str, default: Any = None, *, required: bool = False, secret: bool = False
+    ) -> Any:
         if required and self.raw.get(key) is None:
             self._known.add(key)
             self.problem(key, "is required")
             return default
-        value = self._get(key, default, lambda v: isinstance(v, str | int) and not
-                          isinstance(v, bool), "text")
+        value = self._get(
+            key, default, lambda v: isinstance(v, str | int) and not isinstance(v, bool), "text"
+        )
         if value is None or value is default:
             return value
         return self._substitute(key, str(value), secret)
@@ -235,7 +237,7 @@ class _Reader:
 
     def integer(self, key: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
         value = self._get(key, default, lambda v: type(v) is int, "an integer")
-        return self._bounded(key, value, default, lo, hi)
+        return int(self._bounded(key, value, default, lo, hi))
 
     def number(self, key: str, default: float, lo: float | None = None) -> float:
         value = self._get(key, default, lambda v: type(v) in (int, float), "a number")
@@ -257,8 +259,9 @@ class _Reader:
             return default
         return str(value)
 
-    def path_(self, key: str, default: Path | None = None, *, required: bool = False
-              ) -> Path | None:
+    def path_(
+        self, key: str, default: Path | None = None, *, required: bool = False
+    ) -> Path | None:
         value = self.text(key, None, required=required)
         if value is None:
             return default
@@ -266,12 +269,16 @@ class _Reader:
         return p if p.is_absolute() else self.base / p
 
     def items(self, key: str) -> list[tuple[str, Any]]:
-        value = self._get(key, [], lambda v: isinstance(v, list), "a list")
+        value: list[Any] = self._get(key, [], lambda v: isinstance(v, list), "a list")
         return [(f"{self.where(key)}[{i}]", item) for i, item in enumerate(value)]
 
     def texts(self, key: str) -> tuple[str, ...]:
-        value = self._get(key, [], lambda v: isinstance(v, list) and all(
-            isinstance(x, str) for x in v), "a list of text")
+        value: list[str] = self._get(
+            key,
+            [],
+            lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+            "a list of text",
+        )
         return tuple(value)
 
     def _substitute(self, key: str, value: str, secret: bool) -> str:
@@ -477,8 +484,13 @@ def _channel(r: _Reader, key: str, domain: str) -> str:
     return str(parsed)
 
 
-def _bridges(problems: list[str], items: list[tuple[str, Any]], accounts: dict[str, Account],
-             domain: str, base: Path) -> tuple[Bridge, ...]:
+def _bridges(
+    problems: list[str],
+    items: list[tuple[str, Any]],
+    accounts: dict[str, Account],
+    domain: str,
+    base: Path,
+) -> tuple[Bridge, ...]:
     bridges = []
     seen: set[tuple[str, str]] = set()
     for path, raw in items:
@@ -496,17 +508,21 @@ def _bridges(problems: list[str], items: list[tuple[str, Any]], accounts: dict[s
             if isinstance(acc, IrcAccount) and target and not target.startswith(("#", "&")):
                 lr.problem("target", f"an IRC channel starts with '#', not {target!r}")
             if isinstance(acc, MatrixAccount) and target and not target.startswith(("#", "!")):
-                lr.problem("target", f"a Matrix room is '#alias:server' or '!id:server': {target!r}")
+                lr.problem(
+                    "target", f"a Matrix room is '#alias:server' or '!id:server': {target!r}"
+                )
             if (account, target.lower()) in seen:
                 lr.problem("target", f"{account}/{target} is linked twice")
             seen.add((account, target.lower()))
-            links.append(Link(
-                account=account,
-                target=target,
-                direction=lr.choice("direction", "both", ("in", "out", "both")),
-                key=lr.text("key", secret=True),
-                markdown=lr.boolean("markdown", False),
-            ))
+            links.append(
+                Link(
+                    account=account,
+                    target=target,
+                    direction=lr.choice("direction", "both", ("in", "out", "both")),
+                    key=lr.text("key", secret=True),
+                    markdown=lr.boolean("markdown", False),
+                )
+            )
             lr.unknown()
         if not links:
             b.problem("links", "a bridge needs at least one link")
@@ -515,8 +531,9 @@ def _bridges(problems: list[str], items: list[tuple[str, Any]], accounts: dict[s
     return tuple(bridges)
 
 
-def _bots(problems: list[str], items: list[tuple[str, Any]], domain: str, base: Path
-          ) -> tuple[BotConfig, ...]:
+def _bots(
+    problems: list[str], items: list[tuple[str, Any]], domain: str, base: Path
+) -> tuple[BotConfig, ...]:
     bots = []
     for path, raw in items:
         r = _Reader(problems, path, raw, base)
@@ -536,12 +553,19 @@ def _bots(problems: list[str], items: list[tuple[str, Any]], domain: str, base: 
                 topics.append(ids.normalise(t))
             except Exception:
                 r.problem(f"topics[{i}]", f"not a valid topic: {t!r}")
-        config = r._get("config", {}, lambda v: isinstance(v, dict), "a map")
-        bots.append(BotConfig(
-            plugin=plugin, id=ident, topics=tuple(topics), config=dict(config),
-            prefix=r.text("prefix", "!"), rate=r.number("rate", 2.0, lo=0.01),
-            burst=r.integer("burst", 5, lo=1), timeout=r.number("timeout", 30.0, lo=0.1),
-        ))
+        config: dict[str, Any] = r._get("config", {}, lambda v: isinstance(v, dict), "a map")
+        bots.append(
+            BotConfig(
+                plugin=plugin,
+                id=ident,
+                topics=tuple(topics),
+                config=dict(config),
+                prefix=r.text("prefix", "!"),
+                rate=r.number("rate", 2.0, lo=0.01),
+                burst=r.integer("burst", 5, lo=1),
+                timeout=r.number("timeout", 30.0, lo=0.1),
+            )
+        )
         r.unknown()
     return tuple(bots)
 

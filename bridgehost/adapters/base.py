@@ -49,14 +49,21 @@ class LinkStatus:
     def set(self, state: str, error: str | None = None) -> None:
         if state != self.state or (error and error != self.last_error):
             level = logging.WARNING if error else logging.INFO
-            log.log(level, "link %s/%s <-> %s: %s%s", self.account, self.target, self.channel,
-                    state, f" ({error})" if error else "")
+            log.log(
+                level,
+                "link %s/%s <-> %s: %s%s",
+                self.account,
+                self.target,
+                self.channel,
+                state,
+                f" ({error})" if error else "",
+            )
             self.state, self.since = state, time.time()
         if error:
             self.last_error = error
 
     def as_dict(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
 class KeyValue(Protocol):
@@ -114,9 +121,15 @@ class OutQueue:
         if len(self._items) >= self.maxlen:
             lost = self._items.popleft()
             self.status.dropped += 1
-            log.warning("queue for %s/%s full (%d): dropped event seq %d of %s (%d dropped so far)",
-                        self.status.account, self.status.target, self.maxlen, lost.seq,
-                        lost.topic, self.status.dropped)
+            log.warning(
+                "queue for %s/%s full (%d): dropped event seq %d of %s (%d dropped so far)",
+                self.status.account,
+                self.status.target,
+                self.maxlen,
+                lost.seq,
+                lost.topic,
+                self.status.dropped,
+            )
         self._items.append(event)
         self.status.queued = len(self._items)
         self._ready.set()
@@ -146,7 +159,11 @@ class ScalarSide:
         for bridge, link in ctx.links:
             st = LinkStatus(ctx.account.name, link.target, bridge.channel, link.direction)
             self.links[origin_of(ctx.account, link.target)] = (
-                bridge, link, st, OutQueue(st, queue_size))
+                bridge,
+                link,
+                st,
+                OutQueue(st, queue_size),
+            )
         self._last_seq: dict[str, int] = {}
         self._connected = asyncio.Event()
 
@@ -167,8 +184,9 @@ class ScalarSide:
         while True:
             client = await self.ctx.connect()
             try:
-                channels = sorted({b.channel for b, link, _, _ in self.links.values()
-                                   if link.outbound})
+                channels = sorted(
+                    {b.channel for b, link, _, _ in self.links.values() if link.outbound}
+                )
                 for channel in channels:
                     meta = await client.sub(channel)
                     last = self._last_seq.get(channel)
@@ -181,8 +199,11 @@ class ScalarSide:
                 self._connected.set()
                 async for event in client:
                     self._route(event)
-                log.warning("%s: Scalar session ended (%s); reconnecting", self.ctx.reserved_id,
-                            client.close_reason)
+                log.warning(
+                    "%s: Scalar session ended (%s); reconnecting",
+                    self.ctx.reserved_id,
+                    client.close_reason,
+                )
             finally:
                 self._connected.clear()
                 self.client = None
@@ -234,7 +255,12 @@ class ScalarSide:
                 continue
             try:
                 event = await client.publish(
-                    bridge.channel, body, kind=kind, ctype=ctype, reply_to=reply_to, nick=nick,
+                    bridge.channel,
+                    body,
+                    kind=kind,
+                    ctype=ctype,
+                    reply_to=reply_to,
+                    nick=nick,
                     origin=self.origin(link),
                 )
             except RateLimited as exc:

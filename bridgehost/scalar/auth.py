@@ -39,7 +39,12 @@ def verify_password(password: str, stored: str) -> bool:
             return False
         salt, want = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
         got = hashlib.scrypt(
-            password.encode(), salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(want),
+            password.encode(),
+            salt=salt,
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(want),
             maxmem=256 * 1024 * 1024,
         )
     except (ValueError, TypeError):

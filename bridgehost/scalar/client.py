@@ -285,8 +285,15 @@ class Client:
     ) -> Event:
         """Publish and wait for the echo: the event as stored (with id and seq)."""
         reply = await self._request(
-            Msg(topic=topic, body=body, kind=kind, reply_to=reply_to, ctype=ctype, nick=nick,
-                origin=origin)
+            Msg(
+                topic=topic,
+                body=body,
+                kind=kind,
+                reply_to=reply_to,
+                ctype=ctype,
+                nick=nick,
+                origin=origin,
+            )
         )
         assert isinstance(reply, EventFrame)
         return reply.event
@@ -316,7 +323,9 @@ class Client:
             if not page.more or not page.events:
                 return
 
-    async def topics(self, prefix: str | None = None, offset: int = 0, limit: int = 100) -> TopicList:
+    async def topics(
+        self, prefix: str | None = None, offset: int = 0, limit: int = 100
+    ) -> TopicList:
         reply = await self._request(Topics(offset=offset, limit=limit, prefix=prefix))
         assert isinstance(reply, TopicList)
         return reply

@@ -100,7 +100,9 @@ ERRORS_BY_CODE: dict[str, type[ScalarError]] = {
 }
 
 
-def error_from_code(code: str, text: str, *, rid: int | None, retry_after: int | None) -> ScalarError:
+def error_from_code(
+    code: str, text: str, *, rid: int | None, retry_after: int | None
+) -> ScalarError:
     """Rebuild the typed error a server sent; unknown codes become plain ScalarError."""
     if code == RateLimited.code:
         return RateLimited(text, rid=rid, retry_after=retry_after or 0)

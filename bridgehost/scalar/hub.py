@@ -215,6 +215,7 @@ class Hub:
                 end += 1
             names = names[start:end]
         items = [
-            TopicInfo(n, len(self.topics[n].subs), self.topics[n].title) for n in names[offset : offset + limit]
+            TopicInfo(n, len(self.topics[n].subs), self.topics[n].title)
+            for n in names[offset : offset + limit]
         ]
         return len(names), items

@@ -55,7 +55,7 @@ class _Fields:
     def text(self, key: str, required: bool = False) -> Any:
         return self._get(key, lambda v: isinstance(v, str), "text", required)
 
-    def int(self, key: str, required: bool = False) -> Any:
+    def integer(self, key: str, required: bool = False) -> Any:
         return self._get(key, lambda v: type(v) is int, "an integer", required)
 
     def uint(self, key: str, required: bool = False) -> Any:
@@ -74,7 +74,7 @@ class _Fields:
         return self._get(key, lambda v: isinstance(v, list), "an array", required)
 
     def limit(self, default: int) -> int:
-        value = self.int("limit")
+        value = self.integer("limit")
         if value is None:
             return default
         if value <= 0:
@@ -178,7 +178,7 @@ class Event:
             topic=f.text("topic", True),
             seq=f.uint("seq", True),
             sender=f.text("from", True),
-            time=f.int("time", True),
+            time=f.integer("time", True),
             body=f.text("body", True),
             kind=kind,
             nick=f.text("nick"),
@@ -218,13 +218,19 @@ class Ident(Message):
     def to_map(self) -> CborMap:
         auth = None if self.method is None else {"method": self.method, "secret": self.secret}
         return _omit_none(
-            {"t": self.t, "rid": self.rid, "v": self.v, "id": self.id, "auth": auth,
-             "client": self.client}
+            {
+                "t": self.t,
+                "rid": self.rid,
+                "v": self.v,
+                "id": self.id,
+                "auth": auth,
+                "client": self.client,
+            }
         )
 
     @classmethod
     def parse(cls, f: _Fields) -> Ident:
-        v = f.int("v", True)
+        v = f.integer("v", True)
         ident = f.text("id")
         auth = f.map("auth")
         client = f.text("client")
@@ -282,9 +288,17 @@ class Msg(Message):
 
     def to_map(self) -> CborMap:
         return _omit_none(
-            {"t": self.t, "rid": self.rid, "topic": self.topic, "body": self.body,
-             "kind": None if self.kind == "text" else self.kind, "reply_to": self.reply_to,
-             "ctype": self.ctype, "nick": self.nick, "origin": self.origin}
+            {
+                "t": self.t,
+                "rid": self.rid,
+                "topic": self.topic,
+                "body": self.body,
+                "kind": None if self.kind == "text" else self.kind,
+                "reply_to": self.reply_to,
+                "ctype": self.ctype,
+                "nick": self.nick,
+                "origin": self.origin,
+            }
         )
 
     @classmethod
@@ -304,8 +318,16 @@ class Msg(Message):
             raise f.fail(f"nick must be 1..{MAX_NICK} characters")
         if origin is not None and not 1 <= len(origin) <= 255:
             raise f.fail("origin must be 1..255 characters")
-        return cls(topic=f.topic("topic", topic) or "", body=body, kind=kind,
-                   reply_to=reply_to, ctype=ctype, nick=nick, origin=origin, rid=f.rid)
+        return cls(
+            topic=f.topic("topic", topic) or "",
+            body=body,
+            kind=kind,
+            reply_to=reply_to,
+            ctype=ctype,
+            nick=nick,
+            origin=origin,
+            rid=f.rid,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,16 +339,24 @@ class Topics(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid, "offset": self.offset,
-                           "limit": self.limit, "prefix": self.prefix})
+        return _omit_none(
+            {
+                "t": self.t,
+                "rid": self.rid,
+                "offset": self.offset,
+                "limit": self.limit,
+                "prefix": self.prefix,
+            }
+        )
 
     @classmethod
     def parse(cls, f: _Fields) -> Topics:
         offset = f.uint("offset") or 0
         limit = f.limit(100)
         prefix = f.text("prefix")
-        return cls(offset=offset, limit=limit,
-                   prefix=None if prefix is None else prefix.lower(), rid=f.rid)
+        return cls(
+            offset=offset, limit=limit, prefix=None if prefix is None else prefix.lower(), rid=f.rid
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,20 +370,35 @@ class Catchup(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid, "topic": self.topic, "after": self.after,
-                           "before": self.before, "since": self.since, "limit": self.limit})
+        return _omit_none(
+            {
+                "t": self.t,
+                "rid": self.rid,
+                "topic": self.topic,
+                "after": self.after,
+                "before": self.before,
+                "since": self.since,
+                "limit": self.limit,
+            }
+        )
 
     @classmethod
     def parse(cls, f: _Fields) -> Catchup:
         topic = f.text("topic", True)
         after = f.uint("after")
         before = f.uint("before")
-        since = f.int("since")
+        since = f.integer("since")
         limit = f.limit(50)
         if sum(x is not None for x in (after, before, since)) > 1:
             raise f.fail("at most one of after, before, since")
-        return cls(topic=f.topic("topic", topic) or "", after=after, before=before, since=since,
-                   limit=limit, rid=f.rid)
+        return cls(
+            topic=f.topic("topic", topic) or "",
+            after=after,
+            before=before,
+            since=since,
+            limit=limit,
+            rid=f.rid,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +412,7 @@ class Ping(Message):
 
     @classmethod
     def parse(cls, f: _Fields) -> Ping:
-        return cls(time=f.int("time"), rid=f.rid)
+        return cls(time=f.integer("time"), rid=f.rid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +426,7 @@ class Pong(Message):
 
     @classmethod
     def parse(cls, f: _Fields) -> Pong:
-        return cls(time=f.int("time"), rid=f.rid)
+        return cls(time=f.integer("time"), rid=f.rid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,16 +468,28 @@ class Welcome(Message):
     def to_map(self) -> CborMap:
         lim = self.limits
         return _omit_none(
-            {"t": self.t, "rid": self.rid, "v": self.v, "id": self.id, "server": self.server,
-             "limits": {"frame": lim.frame, "rate": lim.rate, "burst": lim.burst,
-                        "subs": lim.subs}}
+            {
+                "t": self.t,
+                "rid": self.rid,
+                "v": self.v,
+                "id": self.id,
+                "server": self.server,
+                "limits": {
+                    "frame": lim.frame,
+                    "rate": lim.rate,
+                    "burst": lim.burst,
+                    "subs": lim.subs,
+                },
+            }
         )
 
     @classmethod
     def parse(cls, f: _Fields) -> Welcome:
         lim = f.map("limits") or {}
         return cls(
-            id=f.text("id", True), server=f.text("server") or "", v=f.int("v") or 1,
+            id=f.text("id", True),
+            server=f.text("server") or "",
+            v=f.integer("v") or 1,
             limits=Limits(**{k: int(lim.get(k, 0)) for k in ("frame", "rate", "burst", "subs")}),
             rid=f.rid,
         )
@@ -449,15 +506,28 @@ class Meta(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid, "topic": self.topic, "seq": self.seq,
-                           "subscribers": self.subscribers, "history": self.history,
-                           "title": self.title})
+        return _omit_none(
+            {
+                "t": self.t,
+                "rid": self.rid,
+                "topic": self.topic,
+                "seq": self.seq,
+                "subscribers": self.subscribers,
+                "history": self.history,
+                "title": self.title,
+            }
+        )
 
     @classmethod
     def parse(cls, f: _Fields) -> Meta:
-        return cls(topic=f.text("topic", True), seq=f.uint("seq", True),
-                   subscribers=f.uint("subscribers") or 0, history=bool(f.boolean("history")),
-                   title=f.text("title"), rid=f.rid)
+        return cls(
+            topic=f.text("topic", True),
+            seq=f.uint("seq", True),
+            subscribers=f.uint("subscribers") or 0,
+            history=bool(f.boolean("history")),
+            title=f.text("title"),
+            rid=f.rid,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,8 +550,9 @@ class TopicInfo:
     title: str | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"topic": self.topic, "subscribers": self.subscribers,
-                           "title": self.title})
+        return _omit_none(
+            {"topic": self.topic, "subscribers": self.subscribers, "title": self.title}
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,8 +566,15 @@ class TopicList(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid, "total": self.total,
-                           "offset": self.offset, "items": [i.to_map() for i in self.items]})
+        return _omit_none(
+            {
+                "t": self.t,
+                "rid": self.rid,
+                "total": self.total,
+                "offset": self.offset,
+                "items": [i.to_map() for i in self.items],
+            }
+        )
 
     @classmethod
     def parse(cls, f: _Fields) -> TopicList:
@@ -505,8 +583,9 @@ class TopicList(Message):
             if not isinstance(raw, dict) or not isinstance(raw.get("topic"), str):
                 raise f.fail("items must be maps with a topic")
             items.append(TopicInfo(raw["topic"], int(raw.get("subscribers", 0)), raw.get("title")))
-        return cls(total=f.uint("total", True), offset=f.uint("offset") or 0,
-                   items=tuple(items), rid=f.rid)
+        return cls(
+            total=f.uint("total", True), offset=f.uint("offset") or 0, items=tuple(items), rid=f.rid
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,9 +598,16 @@ class History(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid, "topic": self.topic,
-                           "status": self.status, "events": [e.to_map() for e in self.events],
-                           "more": self.more})
+        return _omit_none(
+            {
+                "t": self.t,
+                "rid": self.rid,
+                "topic": self.topic,
+                "status": self.status,
+                "events": [e.to_map() for e in self.events],
+                "more": self.more,
+            }
+        )
 
     @classmethod
     def parse(cls, f: _Fields) -> History:
@@ -530,8 +616,13 @@ class History(Message):
             if not isinstance(raw, dict):
                 raise f.fail("events must be maps")
             events.append(Event.from_map(raw))
-        return cls(topic=f.text("topic", True), status=f.text("status", True),
-                   events=tuple(events), more=bool(f.boolean("more")), rid=f.rid)
+        return cls(
+            topic=f.text("topic", True),
+            status=f.text("status", True),
+            events=tuple(events),
+            more=bool(f.boolean("more")),
+            rid=f.rid,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,18 +650,30 @@ class Error(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid, "code": self.code, "text": self.text,
-                           "retry_after": self.retry_after})
+        return _omit_none(
+            {
+                "t": self.t,
+                "rid": self.rid,
+                "code": self.code,
+                "text": self.text,
+                "retry_after": self.retry_after,
+            }
+        )
 
     @classmethod
     def parse(cls, f: _Fields) -> Error:
-        return cls(code=f.text("code", True), text=f.text("text") or "",
-                   retry_after=f.uint("retry_after"), rid=f.rid)
+        return cls(
+            code=f.text("code", True),
+            text=f.text("text") or "",
+            retry_after=f.uint("retry_after"),
+            rid=f.rid,
+        )
 
     @classmethod
     def of(cls, exc: ScalarError) -> Error:
-        return cls(code=exc.code, text=exc.text, rid=exc.rid,
-                   retry_after=getattr(exc, "retry_after", None))
+        return cls(
+            code=exc.code, text=exc.text, rid=exc.rid, retry_after=getattr(exc, "retry_after", None)
+        )
 
 
 Request = Ident | Sub | Unsub | Msg | Topics | Catchup | Ping | Pong | Bye
@@ -580,8 +683,8 @@ _REQUESTS: dict[str, Callable[[_Fields], Request]] = {
     c.t: c.parse for c in (Ident, Sub, Unsub, Msg, Topics, Catchup, Ping, Pong, Bye)
 }
 _REPLIES: dict[str, Callable[[_Fields], Reply]] = {
-    c.t: c.parse for c in (Welcome, Meta, Ok, TopicList, History, EventFrame, Error, Ping, Pong,
-                           Bye)
+    c.t: c.parse
+    for c in (Welcome, Meta, Ok, TopicList, History, EventFrame, Error, Ping, Pong, Bye)
 }
 
 

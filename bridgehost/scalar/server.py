@@ -241,8 +241,8 @@ class ScalarServer:
         factory: Callable[[], Connection] = lambda: Connection(self)  # noqa: E731
         if spec.scheme == "unix":
             path = Path(spec.path)
-            if path.is_socket():
-                path.unlink()
+            if path.is_socket():  # noqa: ASYNC240 - a stale socket from an earlier run
+                path.unlink()  # noqa: ASYNC240
             old = os.umask(0o177)
             try:
                 srv = await loop.create_unix_server(factory, path=str(path))

@@ -398,4 +398,3 @@ def _fit(fixed: CborMap, key: str, items: list[bytes], *, from_start: bool) -> l
 
 def _random_hex() -> str:
     return secrets.token_hex(4)
-

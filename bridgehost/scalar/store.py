@@ -97,7 +97,9 @@ class Store:
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
         self._r = await self._connect()
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="store-writer")
+        self._writer = asyncio.get_running_loop().create_task(
+            self._write_loop(), name="store-writer"
+        )
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level="DEFERRED")
@@ -242,6 +244,7 @@ class Store:
         beyond them (away from the cursor)."""
         await self.flush()
         assert self._r is not None
+        args: tuple[int, ...]
         if after is not None:
             sql, args, ascending = "seq > ? ORDER BY seq ASC", (after,), True
         elif since is not None:
