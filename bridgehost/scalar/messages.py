@@ -39,6 +39,12 @@ class _Fields:
             raise BadMessage("rid must be an unsigned integer below 2^32")
         self.rid: int | None = rid
 
+    def nested(self, m: CborMap) -> _Fields:
+        """Typed getters over a map inside this one, failing with this map's rid."""
+        inner = _Fields({})
+        inner.m, inner.rid = m, self.rid
+        return inner
+
     def fail(self, text: str) -> BadMessage:
         return BadMessage(text, rid=self.rid)
 
@@ -485,12 +491,12 @@ class Welcome(Message):
 
     @classmethod
     def parse(cls, f: _Fields) -> Welcome:
-        lim = f.map("limits") or {}
+        lf = f.nested(f.map("limits") or {})
         return cls(
             id=f.text("id", True),
             server=f.text("server") or "",
             v=f.integer("v") or 1,
-            limits=Limits(**{k: int(lim.get(k, 0)) for k in ("frame", "rate", "burst", "subs")}),
+            limits=Limits(**{k: lf.uint(k) or 0 for k in ("frame", "rate", "burst", "subs")}),
             rid=f.rid,
         )
 
@@ -580,9 +586,14 @@ class TopicList(Message):
     def parse(cls, f: _Fields) -> TopicList:
         items = []
         for raw in f.array("items", True):
-            if not isinstance(raw, dict) or not isinstance(raw.get("topic"), str):
-                raise f.fail("items must be maps with a topic")
-            items.append(TopicInfo(raw["topic"], int(raw.get("subscribers", 0)), raw.get("title")))
+            if not isinstance(raw, dict):
+                raise f.fail("items must be maps")
+            item = f.nested(raw)
+            items.append(
+                TopicInfo(
+                    item.text("topic", True), item.uint("subscribers") or 0, item.text("title")
+                )
+            )
         return cls(
             total=f.uint("total", True), offset=f.uint("offset") or 0, items=tuple(items), rid=f.rid
         )
