@@ -8,6 +8,7 @@ secrets in from outside the file; their values never appear in a message.
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 from collections.abc import Callable
@@ -118,6 +119,10 @@ class MatrixAccount:
 class FsAccount:
     name: str
     root: Path
+    nick: str = "fs"
+    users: tuple[str, ...] = ()
+    """User IDs (or bare names of this server) with a DM directory and a presence file."""
+    queue: int = 1000
     type: str = "fs"
 
 
@@ -440,8 +445,34 @@ def _matrix(name: str, r: _Reader) -> MatrixAccount:
     return acc
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()[:64] or "fs"
+    except (OSError, KeyError, ImportError):
+        return "fs"
+
+
 def _fs(name: str, r: _Reader) -> FsAccount:
-    return FsAccount(name=name, root=r.path_("root", required=True) or Path("."))
+    nick = r.text("nick") or _os_user()
+    if not 1 <= len(nick) <= 64 or not nick.isprintable():
+        r.problem("nick", f"must be 1..64 printable characters, not {nick[:70]!r}")
+    users = []
+    for i, user in enumerate(r.texts("users")):
+        try:
+            parsed = ids.parse(user if "@" in user else f"{user}@localhost")
+        except Exception:
+            parsed = None
+        if parsed is None or parsed.kind is not ids.Kind.USER:
+            r.problem(f"users[{i}]", f"not a user ID like 'alice@example.com' or 'alice': {user!r}")
+            continue
+        users.append(str(parsed) if "@" in user else parsed.name)
+    return FsAccount(
+        name=name,
+        root=r.path_("root", required=True) or Path("."),
+        nick=nick,
+        users=tuple(users),
+        queue=r.integer("queue", 1000, lo=1),
+    )
 
 
 _ACCOUNT_TYPES: dict[str, Callable[[str, _Reader], Account]] = {
@@ -484,6 +515,20 @@ def _channel(r: _Reader, key: str, domain: str) -> str:
     return str(parsed)
 
 
+def _fs_target(r: _Reader, channel: str) -> str:
+    """An fs link's directory name: `target`, by default the channel itself."""
+    target = r.text("target", channel) or channel
+    if target in ("in", "out"):
+        r.problem("target", f"{target!r} is the name of the fs root's own pipe and log")
+    try:
+        parsed = ids.parse(target)
+    except Exception:
+        parsed = None
+    if parsed is not None and not parsed.is_channel:
+        r.problem("target", f"{target!r} is kept for direct messages with that ID")
+    return target
+
+
 def _bridges(
     problems: list[str],
     items: list[tuple[str, Any]],
@@ -500,11 +545,14 @@ def _bridges(
         for lpath, lraw in b.items("links"):
             lr = _Reader(problems, lpath, lraw, base)
             account = lr.text("account", "", required=True)
-            target = lr.text("target", "", required=True)
+            acc = accounts.get(account)
+            if isinstance(acc, FsAccount):
+                target = _fs_target(lr, channel)
+            else:
+                target = lr.text("target", "", required=True)
             if account and account not in accounts:
                 known = ", ".join(accounts) or "none configured"
                 lr.problem("account", f"unknown account {account!r} (known: {known})")
-            acc = accounts.get(account)
             if isinstance(acc, IrcAccount) and target and not target.startswith(("#", "&")):
                 lr.problem("target", f"an IRC channel starts with '#', not {target!r}")
             if isinstance(acc, MatrixAccount) and target and not target.startswith(("#", "!")):
