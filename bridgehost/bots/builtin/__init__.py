@@ -1,0 +1,1 @@
+"""The builtin bots: ping, help, seen (entry points of `bridgehost.bots`)."""
