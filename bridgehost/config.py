@@ -24,6 +24,7 @@ from .scalar.settings import Limits, ServerSettings, Timeouts
 
 DEFAULT_FILE = "bridgehost.yaml"
 _SECRET = re.compile(r"\$\{([^}]+)\}")
+_IRC_CHANNEL = re.compile(r"[#&][^\s,\x00-\x1f]{1,199}")
 T = TypeVar("T")
 
 
@@ -92,10 +93,12 @@ class IrcAccount:
     queue: int = 1000
     max_lines: int = 5
     format: str = "<{nick}> {body}"
-    action_format: str = "* {nick} {body}"
+    action_format: str = "{nick} {body}"
     reconnect_initial: float = 2.0
     reconnect_max: float = 300.0
     rejoin_delay: float = 10.0
+    ping_interval: float = 120.0
+    ping_timeout: float = 60.0
     type: str = "irc"
 
 
@@ -409,16 +412,21 @@ def _irc(name: str, r: _Reader) -> IrcAccount:
         queue=r.integer("queue", 1000, lo=1),
         max_lines=r.integer("max_lines", 5, lo=1),
         format=r.text("format", "<{nick}> {body}"),
-        action_format=r.text("action_format", "* {nick} {body}"),
+        action_format=r.text("action_format", "{nick} {body}"),
         reconnect_initial=r.number("reconnect_initial", 2.0, lo=0.01),
         reconnect_max=r.number("reconnect_max", 300.0, lo=0.01),
         rejoin_delay=r.number("rejoin_delay", 10.0, lo=0.0),
+        ping_interval=r.number("ping_interval", 120.0, lo=0.1),
+        ping_timeout=r.number("ping_timeout", 60.0, lo=0.1),
     )
     for key in ("format", "action_format"):
         try:
             str(getattr(acc, key)).format(nick="n", body="b")
         except (KeyError, IndexError, ValueError) as exc:
             r.problem(key, f"bad format string (use {{nick}} and {{body}}): {exc}")
+        else:
+            if "{body}" not in str(getattr(acc, key)):
+                r.problem(key, "the format must contain {body}")
     return acc
 
 
@@ -553,8 +561,12 @@ def _bridges(
             if account and account not in accounts:
                 known = ", ".join(accounts) or "none configured"
                 lr.problem("account", f"unknown account {account!r} (known: {known})")
-            if isinstance(acc, IrcAccount) and target and not target.startswith(("#", "&")):
-                lr.problem("target", f"an IRC channel starts with '#', not {target!r}")
+            if isinstance(acc, IrcAccount) and target and not _IRC_CHANNEL.fullmatch(target):
+                lr.problem(
+                    "target",
+                    f"an IRC channel starts with '#' and has no spaces, commas or control"
+                    f" characters: {target!r}",
+                )
             if isinstance(acc, MatrixAccount) and target and not target.startswith(("#", "!")):
                 lr.problem(
                     "target", f"a Matrix room is '#alias:server' or '!id:server': {target!r}"

@@ -1,0 +1,278 @@
+"""The IRC adapter: one connection per account, one link per IRC channel.
+
+Scalar -> IRC: ScalarSide queues every event for each outbound link; one
+sender per link peeks the head, writes its lines through the connection's
+token bucket while the channel is joined, and pops it only when every line
+went out. So a link that is down (no connection, kicked, banned) keeps its
+messages, in order, up to the queue bound.
+
+IRC -> Scalar: the connection calls back with channel messages; one
+publisher task relays them in arrival order through ScalarSide.publish.
+
+Faults: a lost connection is retried with capped exponential backoff and
+jitter; credentials the server rejects wait the cap before the next try; a
+kick is answered by a rejoin after `rejoin_delay`; a channel that refuses us
+(ban, key, invite-only) is retried with backoff, never in a tight loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from dataclasses import dataclass, field
+
+from ...config import Bridge, IrcAccount, Link
+from ...scalar.messages import Event
+from ...scalar.tasks import TaskSet
+from ..base import AdapterContext, LinkStatus, OutQueue, ScalarSide
+from ..formatting import NICK_BUDGET, Rendered, irc_to_scalar, render_lines, text_budget
+from .connection import IrcConnection, RegistrationFailed, fold, nick_candidates
+from .flood import TokenBucket
+
+log = logging.getLogger(__name__)
+
+HEALTHY_AFTER = 30.0
+"""A connection that lasted this long resets the reconnect backoff."""
+JOIN_TIMEOUT = 30.0
+
+
+@dataclass(eq=False)
+class _Link:
+    """Mutable per-link state of one connection's life."""
+
+    bridge: Bridge
+    link: Link
+    status: LinkStatus
+    queue: OutQueue
+    joined: asyncio.Event = field(default_factory=asyncio.Event)
+    removed: asyncio.Event = field(default_factory=asyncio.Event)
+    removed_reason: str = ""
+    outcome: asyncio.Future[str | None] | None = None
+    sent: int = 0
+    """Lines of the queue's head event already written (resumed after a reconnect)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Incoming:
+    link: _Link
+    nick: str
+    body: str
+    kind: str
+    ctype: str | None
+
+
+def sender_nick(event: Event) -> str:
+    """The name IRC users see: the relayed nick, else the sender's local part."""
+    if event.nick:
+        return event.nick
+    return event.sender.split("@", 1)[0].lstrip("!")
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted: {exc.verify_message} (set ca: or verify: false)"
+    if isinstance(exc, TimeoutError):
+        return "timed out connecting or registering"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot connect: {exc.strerror}"
+    return f"cannot connect: {exc}"
+
+
+class IrcAdapter:
+    def __init__(self, ctx: AdapterContext) -> None:
+        account = ctx.account
+        if not isinstance(account, IrcAccount):
+            raise TypeError(f"IrcAdapter needs an irc account, not {account.type}")
+        self.ctx = ctx
+        self.account = account
+        self.name = account.name
+        self.side = ScalarSide(ctx, account.queue)
+        self.links: dict[str, _Link] = {}
+        for bridge, link in ctx.links:
+            self.links[fold(link.target)] = _Link(
+                bridge, link, self.side.status_of(link), self.side.queue(link)
+            )
+        self.bucket = TokenBucket(account.flood.burst, account.flood.interval)
+        nick_len = max(len(n.encode()) for n in nick_candidates(account.nick, account.alt_nicks))
+        self.nick_budget = max(NICK_BUDGET, nick_len)
+        self.conn: IrcConnection | None = None
+        self.connects = 0
+        """Connection attempts so far (health, and tests of the backoff)."""
+        self._inbound: asyncio.Queue[_Incoming] = asyncio.Queue()
+
+    def status(self) -> list[LinkStatus]:
+        return self.side.statuses()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.side.run(), name=f"irc-{self.name}-scalar")
+            tasks.create_task(self._publisher(), name=f"irc-{self.name}-publisher")
+            for lk in self.links.values():
+                if lk.link.outbound:
+                    tasks.create_task(self._sender(lk), name=f"irc-{self.name}-{lk.link.target}")
+            tasks.create_task(self._connection_loop(), name=f"irc-{self.name}-connection")
+
+    # --- connection lifecycle ---------------------------------------------------------------
+
+    def _set_all(self, state: str, error: str | None = None) -> None:
+        for lk in self.links.values():
+            lk.status.set(state, error)
+
+    async def _connection_loop(self) -> None:
+        acc = self.account
+        loop = asyncio.get_running_loop()
+        delay = acc.reconnect_initial
+        while True:
+            self.connects += 1
+            self._set_all("connecting")
+            conn = IrcConnection(acc, self)
+            state = "disconnected"
+            try:
+                await conn.connect()
+            except RegistrationFailed as exc:
+                error = exc.reason
+                if exc.auth:
+                    state = "auth failed"
+                    delay = max(delay, acc.reconnect_max)
+            except (OSError, TimeoutError) as exc:
+                error = describe(exc)
+            else:
+                started = loop.time()
+                error = await self._session(conn)
+                if loop.time() - started >= HEALTHY_AFTER:
+                    delay = acc.reconnect_initial
+            wait = random.uniform(delay / 2, delay)
+            self._set_all(state, error)
+            log.warning(
+                "irc %s (%s:%d): %s; reconnecting in %.1f s",
+                self.name,
+                acc.host,
+                acc.port,
+                error,
+                wait,
+            )
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, acc.reconnect_max)
+
+    async def _session(self, conn: IrcConnection) -> str:
+        """Keep the channels joined until the connection closes; return why it did."""
+        self.conn = conn
+        tasks = TaskSet(f"irc-{self.name}-session")
+        try:
+            for lk in self.links.values():
+                lk.joined.clear()
+                tasks.spawn(self._keep_joined(conn, lk), name=f"join-{lk.link.target}")
+            tasks.spawn(
+                conn.keepalive(self.account.ping_interval, self.account.ping_timeout),
+                name="keepalive",
+            )
+            return await conn.wait_closed()
+        finally:
+            self.conn = None
+            for lk in self.links.values():
+                lk.joined.clear()
+            await tasks.close()
+            conn.close("bridgehost stopping")
+
+    async def _keep_joined(self, conn: IrcConnection, lk: _Link) -> None:
+        acc = self.account
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while conn.alive:
+            if not lk.joined.is_set():
+                lk.status.set("joining")
+                lk.outcome = loop.create_future()
+                await self.bucket.take()
+                conn.join(lk.link.target, lk.link.key)
+                try:
+                    async with asyncio.timeout(JOIN_TIMEOUT):
+                        error = await lk.outcome
+                except TimeoutError:
+                    error = f"no answer to JOIN {lk.link.target} within {JOIN_TIMEOUT:.0f} s"
+                finally:
+                    lk.outcome = None
+                if error is not None:
+                    failures += 1
+                    wait = min(acc.reconnect_max, max(acc.rejoin_delay, 1.0) * 2 ** (failures - 1))
+                    wait = random.uniform(wait / 2, wait)
+                    lk.status.set("join failed", f"{error}; retrying in {wait:.0f} s")
+                    await asyncio.sleep(wait)
+                    continue
+                failures = 0
+                lk.removed.clear()
+                lk.joined.set()
+                lk.status.set("joined")
+            await lk.removed.wait()
+            lk.status.set("removed", f"{lk.removed_reason}; rejoining in {acc.rejoin_delay:g} s")
+            await asyncio.sleep(acc.rejoin_delay)
+
+    # --- listener callbacks (from the connection, in the event loop) -----------------------
+
+    def on_message(self, channel: str, nick: str, text: str, kind: str) -> None:
+        lk = self.links.get(fold(channel))
+        if lk is None or not lk.link.inbound:
+            return
+        body, ctype = irc_to_scalar(text, markdown=lk.link.markdown)
+        if body.strip():
+            self._inbound.put_nowait(_Incoming(lk, nick, body, kind, ctype))
+
+    def on_joined(self, channel: str) -> None:
+        lk = self.links.get(fold(channel))
+        if lk is None:
+            return
+        if lk.outcome is not None and not lk.outcome.done():
+            lk.outcome.set_result(None)
+
+    def on_join_error(self, channel: str, reason: str) -> None:
+        lk = self.links.get(fold(channel))
+        if lk is not None and lk.outcome is not None and not lk.outcome.done():
+            lk.outcome.set_result(reason)
+
+    def on_removed(self, channel: str, reason: str) -> None:
+        lk = self.links.get(fold(channel))
+        if lk is not None:
+            lk.joined.clear()
+            lk.removed_reason = reason
+            lk.removed.set()
+
+    # --- relaying -----------------------------------------------------------------------------
+
+    async def _publisher(self) -> None:
+        while True:
+            item = await self._inbound.get()
+            await self.side.publish(
+                item.link.link, nick=item.nick, body=item.body, kind=item.kind, ctype=item.ctype
+            )
+
+    def render(self, lk: _Link, event: Event) -> Rendered:
+        acc = self.account
+        action = event.kind == "action"
+        command = "NOTICE" if event.kind == "notice" else "PRIVMSG"
+        return render_lines(
+            event.body,
+            nick=sender_nick(event),
+            fmt=acc.action_format if action else acc.format,
+            budget=text_budget(command, lk.link.target, nick_len=self.nick_budget, action=action),
+            max_lines=acc.max_lines,
+        )
+
+    async def _sender(self, lk: _Link) -> None:
+        while True:
+            event = await lk.queue.peek()
+            lines = self.render(lk, event).lines
+            kind = event.kind if event.kind in ("action", "notice") else "text"
+            while lk.sent < len(lines):
+                await lk.joined.wait()
+                await self.bucket.take()
+                conn = self.conn
+                if conn is None or not lk.joined.is_set():
+                    continue
+                if conn.say(kind, lk.link.target, lines[lk.sent]):
+                    lk.sent += 1
+                else:
+                    await asyncio.sleep(0.05)  # connection just died; the session ends soon
+            lk.queue.pop()
+            lk.sent = 0
+            lk.status.relayed_out += 1

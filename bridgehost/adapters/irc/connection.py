@@ -1,0 +1,478 @@
+"""One IRC connection on the `irc` package's asyncio reactor.
+
+What the library leaves to us is done here: capability negotiation (CAP LS
+302, echo-message, SASL PLAIN) before NICK/USER, alternate nicks while
+registering, a keepalive that notices a server that went silent, and a send
+path that refuses CR, LF and NUL. Secrets (PASS, AUTHENTICATE, IDENTIFY) go
+straight to the transport and are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from irc.client import Event, NickMask, ServerNotConnectedError, is_channel
+from irc.client_aio import AioConnection, AioReactor
+from irc.events import Command
+from jaraco.stream.buffer import DecodingLineBuffer
+
+from ...config import IrcAccount
+
+log = logging.getLogger(__name__)
+
+_JOIN_ERRORS = {
+    str(Command.lookup(code)): code
+    for code in ("403", "405", "437", "471", "473", "474", "475", "477", "489", "520")
+}
+_JOIN_ERROR_TEXT = {
+    "403": "no such channel",
+    "405": "joined too many channels",
+    "437": "channel temporarily unavailable",
+    "471": "channel is full (+l)",
+    "473": "channel is invite only (+i)",
+    "474": "banned from channel (+b)",
+    "475": "bad channel key (+k)",
+    "477": "channel needs a registered nick",
+    "489": "channel needs a TLS connection",
+    "520": "channel needs operator status",
+}
+_NICK_ERRORS = {"nicknameinuse", "erroneusnickname", "unavailresource", "nickcollision"}
+_SASL_FAILURES = {
+    "saslfail": "904",
+    "sasltoolong": "905",
+    "saslaborted": "906",
+    "nicklocked": "902",
+}
+_WANTED_CAPS = ("echo-message",)
+
+
+class RegistrationFailed(Exception):
+    """The server would not let us in; `auth` marks credential problems,
+    which retrying soon cannot fix."""
+
+    def __init__(self, reason: str, *, auth: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.auth = reason, auth
+
+
+class Listener(Protocol):
+    """What the adapter hears from a connection (called in the event loop)."""
+
+    def on_message(self, channel: str, nick: str, text: str, kind: str) -> None: ...
+
+    def on_joined(self, channel: str) -> None: ...
+
+    def on_join_error(self, channel: str, reason: str) -> None: ...
+
+    def on_removed(self, channel: str, reason: str) -> None: ...
+
+
+def fold(name: str) -> str:
+    """RFC 1459 case folding, as IRC servers compare nicks and channels."""
+    return name.lower().translate(str.maketrans("[]\\~", "{}|^"))
+
+
+def sasl_plain_chunks(username: str, password: str) -> list[str]:
+    """AUTHENTICATE arguments for PLAIN: base64 in 400-byte chunks, '+' after a full one."""
+    blob = base64.b64encode(f"{username}\0{username}\0{password}".encode()).decode("ascii")
+    chunks = [blob[i : i + 400] for i in range(0, len(blob), 400)]
+    if not chunks or len(chunks[-1]) == 400:
+        chunks.append("+")
+    return chunks
+
+
+def nick_candidates(nick: str, alternates: tuple[str, ...], count: int = 8) -> list[str]:
+    """The configured nick, the alternates, then `nick_`, `nick__`, `nick1`, `nick2`, ..."""
+    out = [nick, *alternates]
+    out += [nick + "_" * i for i in (1, 2)]
+    out += [f"{nick}{i}" for i in range(1, count)]
+    return list(dict.fromkeys(out))
+
+
+class _ReplacingBuffer(DecodingLineBuffer):  # type: ignore[misc]
+    """Invalid UTF-8 from IRC decodes with U+FFFD instead of raising."""
+
+    errors = "replace"
+
+
+class _Connection(AioConnection):  # type: ignore[misc]
+    """AioConnection that reports data and messages to its owner, survives
+    malformed lines, and never logs what it sends (lines may hold secrets)."""
+
+    buffer_class = _ReplacingBuffer
+    connected: bool = False
+    owner: IrcConnection
+
+    def process_data(self, new_data: bytes) -> None:
+        self.owner.heard()
+        self.buffer.feed(new_data)
+        for line in self.buffer:
+            if not line:
+                continue
+            try:
+                self._process_line(line)
+            except Exception:
+                log.exception("%s: could not handle line %r", self.owner.name, line[:200])
+
+    def _handle_message(self, arguments: list[str], command: str, source: Any, tags: Any) -> None:
+        # The library splits text at every \x01 (CTCP quoting); the adapter
+        # reads CTCP ACTION itself and keeps the rest of the text whole.
+        if len(arguments) >= 2:
+            self.owner.message(command, source, arguments[0], arguments[1])
+
+    def send_raw(self, string: str) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ServerNotConnectedError("Not connected.")
+        self.transport.write(self._prep_message(string))
+
+    def disconnect(self, message: str = "") -> None:
+        # The library's version writes QUIT even when the peer is already
+        # gone, which raises inside connection_lost.
+        if not self.connected:
+            return
+        self.connected = False
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            with contextlib.suppress(Exception):
+                self.quit(message)
+            transport.close()
+        self._handle_event(Event("disconnect", self.server, "", [message]))
+
+
+class _Reactor(AioReactor):  # type: ignore[misc]
+    connection_class = _Connection
+
+
+class IrcConnection:
+    """Registers with one server and then relays its events to a `Listener`."""
+
+    def __init__(self, account: IrcAccount, listener: Listener) -> None:
+        self.account = account
+        self.name = account.name
+        self.listener = listener
+        self.loop = asyncio.get_running_loop()
+        self.reactor = _Reactor(loop=self.loop)
+        self.conn: _Connection = self.reactor.server()
+        self.conn.owner = self
+        self.reactor.add_global_handler("all_events", self._on_event)
+        self.caps_offered: dict[str, str | None] = {}
+        self.caps: set[str] = set()
+        self.sasl_account: str | None = None
+        self.last_heard = self.loop.time()
+        self._nicks = nick_candidates(account.nick, account.alt_nicks)
+        self._nick_index = 0
+        self._cap_done = False
+        self._registered: asyncio.Future[None] = self.loop.create_future()
+        self._closed: asyncio.Future[str] = self.loop.create_future()
+        self._error: str | None = None
+
+    # --- state --------------------------------------------------------------------------
+
+    @property
+    def nick(self) -> str:
+        return str(self.conn.get_nickname())
+
+    @property
+    def alive(self) -> bool:
+        transport = self.conn.transport
+        return bool(self.conn.connected) and transport is not None and not transport.is_closing()
+
+    def heard(self) -> None:
+        self.last_heard = self.loop.time()
+
+    def is_me(self, nick: str) -> bool:
+        return fold(nick) == fold(self.nick)
+
+    # --- connecting ---------------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        acc = self.account
+        if not acc.tls:
+            return None
+        context = ssl.create_default_context(cafile=str(acc.ca) if acc.ca else None)
+        if not acc.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    async def _open(self, protocol: asyncio.Protocol, address: tuple[str, int]) -> Any:
+        """Connect factory for AioConnection: PASS and CAP LS go out before its NICK/USER."""
+        context = self._ssl_context()
+        transport, proto = await self.loop.create_connection(
+            lambda: protocol,
+            address[0],
+            address[1],
+            ssl=context,
+            server_hostname=address[0] if context else None,
+        )
+        if self.account.password:
+            transport.write(f"PASS :{self.account.password}\r\n".encode())
+        transport.write(b"CAP LS 302\r\n")
+        return transport, proto
+
+    async def connect(self, timeout: float = 30.0) -> None:
+        """Connect and register; return after the welcome (001).
+
+        Raises RegistrationFailed, OSError (incl. ssl errors) or TimeoutError.
+        """
+        acc = self.account
+        try:
+            async with asyncio.timeout(timeout):
+                await self.conn.connect(
+                    acc.host,
+                    acc.port,
+                    self._nicks[0],
+                    username=acc.username or acc.nick,
+                    ircname=acc.realname,
+                    connect_factory=self._open,
+                )
+                waiting: set[asyncio.Future[Any]] = {self._registered, self._closed}
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            self.close("registration did not complete")
+            raise
+        if self._registered in done:
+            self._registered.result()
+            return
+        raise RegistrationFailed(self._error or f"connection closed: {self._closed.result()}")
+
+    def _fail(self, reason: str, *, auth: bool = False) -> None:
+        if not self._registered.done():
+            self._registered.set_exception(RegistrationFailed(reason, auth=auth))
+        self.close(reason)
+
+    async def wait_closed(self) -> str:
+        """Wait until the connection is gone; the reason (e.g. the server's ERROR)."""
+        return await asyncio.shield(self._closed)
+
+    def close(self, reason: str = "bye") -> None:
+        if self.conn.connected:
+            with contextlib.suppress(Exception):
+                self.conn.disconnect(reason)
+        transport = self.conn.transport
+        if transport is not None:
+            transport.close()
+        self._set_closed(reason)
+
+    def _set_closed(self, reason: str) -> None:
+        if not self._closed.done():
+            self._closed.set_result(self._error or reason)
+        if not self._registered.done():
+            self._registered.set_exception(
+                RegistrationFailed(self._error or f"connection closed: {reason}")
+            )
+            self._registered.exception()  # retrieved: connect() reports via _closed
+
+    async def keepalive(self, interval: float, timeout: float) -> None:
+        """PING when the server has been silent `interval` s; drop it after `timeout` more."""
+        pinged = False
+        while self.alive:
+            silent = self.loop.time() - self.last_heard
+            if silent >= interval + timeout:
+                log.warning("%s: no reply from the server for %.0f s", self.name, silent)
+                self._error = f"ping timeout ({silent:.0f} s without data)"
+                self.close(self._error)
+                return
+            if silent >= interval and not pinged:
+                self.send("PING :keepalive")
+                pinged = True
+            elif silent < interval:
+                pinged = False
+            await asyncio.sleep(min(interval, timeout) / 4)
+
+    # --- sending ------------------------------------------------------------------------
+
+    def send(self, line: str) -> bool:
+        """Write one protocol line; False when the connection is gone.
+
+        Lines with CR, LF or NUL are refused (ValueError): callers sanitise text first.
+        """
+        if any(ch in line for ch in "\r\n\0"):
+            raise ValueError("IRC line with CR, LF or NUL refused")
+        if not self.alive:
+            return False
+        try:
+            self.conn.send_raw(line)
+        except ServerNotConnectedError:
+            return False
+        log.debug("%s >> %s", self.name, line)
+        return True
+
+    def _send_secret(self, line: str) -> None:
+        transport = self.conn.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(line.encode() + b"\r\n")
+            log.debug("%s >> %s ***", self.name, line.split(" ", 1)[0])
+
+    def say(self, kind: str, target: str, text: str) -> bool:
+        if kind == "action":
+            return self.send(f"PRIVMSG {target} :\x01ACTION {text}\x01")
+        command = "NOTICE" if kind == "notice" else "PRIVMSG"
+        return self.send(f"{command} {target} :{text}")
+
+    def join(self, channel: str, key: str | None) -> bool:
+        if key:
+            self._send_secret(f"JOIN {channel} {key}")
+            return self.alive
+        return self.send(f"JOIN {channel}")
+
+    # --- events -------------------------------------------------------------------------
+
+    def _on_event(self, _conn: Any, event: Any) -> None:
+        handler: Callable[[Any], None] | None = getattr(self, f"_on_{event.type}", None)
+        if handler is not None:
+            handler(event)
+        elif event.type in _NICK_ERRORS and not self._registered.done():
+            self._nick_rejected(event)
+        elif event.type in _SASL_FAILURES:
+            text = event.arguments[-1] if event.arguments else event.type
+            code = _SASL_FAILURES[event.type]
+            self._fail(f"SASL authentication failed ({code}: {text})", auth=True)
+        elif event.type in _JOIN_ERRORS and event.arguments and is_channel(event.arguments[0]):
+            code = _JOIN_ERRORS[event.type]
+            channel = event.arguments[0]
+            text = event.arguments[-1] if len(event.arguments) > 1 else ""
+            why = _JOIN_ERROR_TEXT.get(code, text)
+            self.listener.on_join_error(channel, f"cannot join {channel}: {why} ({code} {text})")
+
+    def _on_disconnect(self, event: Any) -> None:
+        reason = event.arguments[0] if event.arguments else "connection lost"
+        self._set_closed(reason or "connection lost")
+
+    def _on_error(self, event: Any) -> None:
+        self._error = f"server closed the link: {event.target}"
+        log.warning("%s: %s", self.name, self._error)
+
+    def _on_cap(self, event: Any) -> None:
+        args = list(event.arguments)
+        if not args:
+            return
+        sub = args[0].upper()
+        if sub == "LS":
+            for token in args[-1].split():
+                name, eq, value = token.partition("=")
+                self.caps_offered[name] = value if eq else None
+            if len(args) >= 3 and args[1] == "*":
+                return  # more LS lines follow
+            self._request_caps()
+        elif sub == "ACK":
+            acked = {c.lstrip("-~=") for c in args[-1].split() if not c.startswith("-")}
+            self.caps |= acked
+            if "sasl" in acked and self.account.sasl_password is not None:
+                self.send("AUTHENTICATE PLAIN")
+            else:
+                self._cap_end()
+        elif sub == "NAK":
+            if self.account.sasl_password is not None:
+                self._fail("the server refused the SASL capability", auth=True)
+            else:
+                self._cap_end()
+
+    def _request_caps(self) -> None:
+        wanted = [c for c in _WANTED_CAPS if c in self.caps_offered]
+        if self.account.sasl_password is not None:
+            mechs = self.caps_offered.get("sasl", "missing")
+            if "sasl" not in self.caps_offered or (mechs and "PLAIN" not in mechs.split(",")):
+                self._fail("the server offers no SASL PLAIN (sasl is configured)", auth=True)
+                return
+            wanted.append("sasl")
+        if wanted:
+            self.send(f"CAP REQ :{' '.join(wanted)}")
+        else:
+            self._cap_end()
+
+    def _cap_end(self) -> None:
+        if not self._cap_done:
+            self._cap_done = True
+            self.send("CAP END")
+
+    def _on_authenticate(self, event: Any) -> None:
+        acc = self.account
+        if event.target != "+" or acc.sasl_password is None:
+            return
+        for chunk in sasl_plain_chunks(acc.sasl_username or acc.nick, acc.sasl_password):
+            self._send_secret(f"AUTHENTICATE {chunk}")
+
+    def _on_loggedin(self, event: Any) -> None:
+        if len(event.arguments) >= 2:
+            self.sasl_account = event.arguments[1]
+            log.info("%s: logged in as %s", self.name, self.sasl_account)
+
+    def _on_saslsuccess(self, _event: Any) -> None:
+        self._cap_end()
+
+    def _on_saslalready(self, _event: Any) -> None:
+        self._cap_end()
+
+    def _on_passwdmismatch(self, _event: Any) -> None:
+        self._fail("the server rejected the password (464)", auth=True)
+
+    def _on_yourebannedcreep(self, event: Any) -> None:
+        text = event.arguments[-1] if event.arguments else ""
+        self._fail(f"banned from the server (465 {text})", auth=True)
+
+    def _nick_rejected(self, event: Any) -> None:
+        self._nick_index += 1
+        if self._nick_index >= len(self._nicks):
+            self._fail("every configured nick is taken or invalid")
+            return
+        new = self._nicks[self._nick_index]
+        log.info(
+            "%s: nick %s not available (%s); trying %s",
+            self.name,
+            event.arguments[:1],
+            event.type,
+            new,
+        )
+        self.send(f"NICK {new}")
+
+    def _on_welcome(self, _event: Any) -> None:
+        if not self._cap_done:
+            self._cap_done = True  # a server without CAP: registration went on anyway
+            if self.account.sasl_password is not None:
+                self._fail("the server does not support CAP/SASL (sasl is configured)", auth=True)
+                return
+        log.info(
+            "%s: registered as %s (caps: %s)",
+            self.name,
+            self.nick,
+            " ".join(sorted(self.caps)) or "none",
+        )
+        if self.account.nickserv_password:
+            self._send_secret(f"PRIVMSG NickServ :IDENTIFY {self.account.nickserv_password}")
+        if not self._registered.done():
+            self._registered.set_result(None)
+
+    def message(self, command: str, source: Any, target: str, text: str) -> None:
+        """A PRIVMSG or NOTICE (called by _Connection for every one)."""
+        nick = NickMask(source).nick if source else ""
+        if not source or "!" not in str(source) or self.is_me(nick) or not is_channel(target):
+            return  # server notices, our own echoes, private messages
+        kind = "notice" if command == "notice" else "text"
+        if text.startswith("\x01"):
+            tag, _, rest = text[1:].removesuffix("\x01").partition(" ")
+            if tag.upper() != "ACTION" or kind == "notice":
+                return  # other CTCP requests and replies are not chat
+            kind, text = "action", rest
+        self.listener.on_message(target, nick, text, kind)
+
+    def _on_join(self, event: Any) -> None:
+        if self.is_me(event.source.nick):
+            self.listener.on_joined(event.target)
+
+    def _on_kick(self, event: Any) -> None:
+        if event.arguments and self.is_me(event.arguments[0]):
+            reason = event.arguments[1] if len(event.arguments) > 1 else ""
+            self.listener.on_removed(
+                event.target, f"kicked from {event.target} by {event.source.nick}: {reason}"
+            )
+
+    def _on_part(self, event: Any) -> None:
+        if self.is_me(event.source.nick):
+            self.listener.on_removed(event.target, f"parted {event.target}")
