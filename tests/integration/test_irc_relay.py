@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bridgehost.testing import running
 from tests.servers.ircd import InspIRCd, RawIRC
 
 from .irc_helpers import bridge_config, irc_account, wait_joined
 
-pytestmark = __import__("pytest").mark.ircd
+pytestmark = pytest.mark.ircd
 
 
 async def test_relay_both_ways_with_action_and_notice(tmp_path: Path, ircd: InspIRCd) -> None:
