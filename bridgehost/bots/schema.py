@@ -132,6 +132,9 @@ def _check(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
     if tp is type(None) or tp is None:
         return value if value is None else _fail(value, tp, path, problems)
     if origin in (Union, types.UnionType):
+        others = [a for a in args if a is not type(None)]
+        if value is not None and len(others) == 1 and dataclasses.is_dataclass(others[0]):
+            return _check(value, others[0], path, problems)
         for arg in args:
             scratch: list[str] = []
             got = _check(value, arg, path, scratch)
