@@ -35,7 +35,7 @@ class _Fields:
     def __init__(self, m: CborMap) -> None:
         self.m = m
         rid = m.get("rid")
-        if rid is not None and not (type(rid) is int and 0 <= rid < RID_MAX):
+        if "rid" in m and not (type(rid) is int and 0 <= rid < RID_MAX):
             raise BadMessage("rid must be an unsigned integer below 2^32")
         self.rid: int | None = rid
 
@@ -311,7 +311,8 @@ class Msg(Message):
     def parse(cls, f: _Fields) -> Msg:
         topic = f.text("topic", True)
         body = f.text("body", True)
-        kind = f.text("kind") or "text"
+        kind = f.text("kind")
+        kind = "text" if kind is None else kind
         reply_to = f.id32("reply_to")
         ctype = f.text("ctype")
         nick = f.text("nick")
