@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +31,8 @@ from ..scalar.messages import Event
 from . import DOMAIN, Running, running
 
 DEFAULT_CHANNEL = "test"
+BotHarnessFactory = Callable[..., "BotHarness"]
+"""The type of the `bot_harness` fixture."""
 
 
 @dataclass(frozen=True)
@@ -167,18 +169,29 @@ class BotHarness:
         """Publish as the test user (to the harness channel by default)."""
         return await self.user.publish(topic or self.topic, text, kind=kind)
 
-    async def next_reply(self, timeout: float = 5.0, *, sender: str | None = None) -> Event:
-        """The next event another ID published where the user listens
-        (presence skipped); `sender` narrows it to one bot."""
+    @property
+    def bot_ids(self) -> list[str]:
+        return [s.bot_id() for s in self.specs]
+
+    async def next_event(self, timeout: float = 5.0) -> Event:
+        """The next event from anyone else where the user listens (presence skipped)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             event = await self.user.next_event(max(0.0, deadline - loop.time()))
-            if event.kind == "presence" or event.sender == self.user.id:
-                continue
-            if sender is not None and event.sender != sender:
-                continue
-            return event
+            if event.kind != "presence" and event.sender != self.user.id:
+                return event
+
+    async def next_reply(self, timeout: float = 5.0, *, sender: str | None = None) -> Event:
+        """The next event one of the harness's bots (or `sender`) published where
+        the user listens; other events are skipped. TimeoutError if none comes."""
+        wanted = {sender} if sender is not None else set(self.bot_ids)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            event = await self.next_event(max(0.0, deadline - loop.time()))
+            if event.sender in wanted:
+                return event
 
     async def ask(self, text: str, timeout: float = 5.0, *, sender: str | None = None) -> str:
         """Say `text`, return the body of the next reply."""

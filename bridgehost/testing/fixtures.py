@@ -15,7 +15,7 @@ In a `conftest.py` (or a test module):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,7 @@ import pytest
 import pytest_asyncio
 
 from . import Running, running
-from .bots import BotHarness, BotSpec
-
-BotHarnessFactory = Callable[..., BotHarness]
+from .bots import BotHarness, BotHarnessFactory, BotSpec
 
 __all__ = ["BotHarness", "BotHarnessFactory", "BotSpec", "bot_harness", "bridgehost_server"]
 
