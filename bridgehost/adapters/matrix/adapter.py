@@ -1,0 +1,574 @@
+"""The Matrix adapter: mirror Scalar channels to Matrix rooms (design.md §3).
+
+One logged-in matrix-nio client per account, one `/sync` loop, and one sender
+per link that drains the link's OutQueue in order.
+
+Nothing lost, nothing replayed:
+- The sync token is checkpointed (adapter kv `sync`) only after every event
+  of its batch has been published to the hub, which acknowledges only what
+  is on disk. A crash re-reads at most that one batch; the events of it that
+  were already published are found in the channel's history (by `origin`,
+  after the seq recorded with the checkpoint) and skipped once.
+- A first start (no checkpoint) never relays room history, and in a room
+  joined since the last sync everything up to our own join is history.
+- A timeline cut short by the homeserver (`limited`) is filled from
+  `/messages` between the checkpoint and the timeline's start.
+- Every send carries a transaction id derived from the Scalar event id, so a
+  retried send is never doubled; `M_LIMIT_EXCEEDED` waits `retry_after_ms`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    JoinedRoomsResponse,
+    JoinResponse,
+    MessageDirection,
+    RoomMessagesResponse,
+    RoomResolveAliasResponse,
+    RoomSendResponse,
+    SyncResponse,
+)
+
+from ...config import Bridge, Link, MatrixAccount
+from ...scalar.errors import ScalarError
+from ...scalar.messages import Event
+from ..base import AdapterContext, LinkStatus, ScalarSide
+from .eventmap import EventMap
+from .events import (
+    Inbound,
+    inbound,
+    localpart,
+    outbound,
+    own_join_index,
+    own_membership,
+    txn_id,
+)
+from .session import UNKNOWN_TOKEN, MatrixAuthError, MatrixSession, TokenRejected
+
+log = logging.getLogger(__name__)
+
+LONG_POLL_MS = 30_000
+TIMELINE_LIMIT = 100
+GAP_PAGES = 50
+CHECKPOINT_KEY = "sync"
+TRANSIENT: tuple[type[BaseException], ...] = (
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    OSError,
+    json.JSONDecodeError,
+)
+_NOTHING = {"not_types": ["*"]}
+SYNC_FILTER: dict[str, Any] = {
+    "presence": _NOTHING,
+    "account_data": _NOTHING,
+    "room": {
+        "timeline": {"limit": TIMELINE_LIMIT},
+        "state": {"lazy_load_members": False},
+        "ephemeral": _NOTHING,
+        "account_data": _NOTHING,
+    },
+}
+INITIAL_FILTER: dict[str, Any] = {
+    **SYNC_FILTER,
+    "room": {**SYNC_FILTER["room"], "timeline": {"limit": 1}},
+}
+
+
+@dataclass(eq=False)
+class _Room:
+    """One link's Matrix room and what we know of our membership in it."""
+
+    bridge: Bridge
+    link: Link
+    status: LinkStatus
+    room_id: str | None = None
+    joined: asyncio.Event = field(default_factory=asyncio.Event)
+    warned_encrypted: bool = False
+
+
+def _jitter(delay: float) -> float:
+    return random.uniform(delay / 2, delay)
+
+
+class MatrixAdapter:
+    """Bridges the links of one Matrix account (see the module docstring)."""
+
+    def __init__(self, ctx: AdapterContext) -> None:
+        if not isinstance(ctx.account, MatrixAccount):
+            raise TypeError(f"not a Matrix account: {ctx.account!r}")
+        self.ctx = ctx
+        self.account: MatrixAccount = ctx.account
+        self.name = self.account.name
+        self.user_id = self.account.user_id
+        self.scalar = ScalarSide(ctx, self.account.queue)
+        self.map = EventMap(ctx.kv)
+        self.session = MatrixSession(self.account, ctx.config.server.data_dir)
+        self.rooms = [
+            _Room(bridge, link, self.scalar.status_of(link)) for bridge, link in ctx.links
+        ]
+        self._by_id: dict[str, _Room] = {}
+        self._joined: set[str] = set()
+        self._online = asyncio.Event()
+        self._since: str | None = None
+        self._seqs: dict[str, int] = {}
+        self._reconcile: dict[str, collections.deque[Event]] = {}
+        self._client: AsyncClient | None = None
+        self.join_attempts = 0
+        self.rate_limited = 0
+        self.syncs = 0
+
+    def status(self) -> list[LinkStatus]:
+        return self.scalar.statuses()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        for room in self.rooms:
+            room.joined.clear()
+            room.status.set("connecting")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.scalar.run(), name=f"matrix-{self.name}-scalar")
+                tg.create_task(self._matrix(tg), name=f"matrix-{self.name}-sync")
+        except BaseExceptionGroup as group:
+            raise _first(group) from None
+
+    async def _matrix(self, tg: asyncio.TaskGroup) -> None:
+        try:
+            client = await self.session.open()
+        except MatrixAuthError as exc:
+            for room in self.rooms:
+                room.status.set("failed", str(exc))
+            log.error("matrix %s: %s; fix the config and restart", self.name, exc)
+            await asyncio.Event().wait()
+        except TRANSIENT as exc:
+            self._set_down(f"cannot log in: {_describe(exc)}")
+            raise
+        self._client = client
+        try:
+            await self._load_checkpoint()
+            fresh = self._since is None
+            if fresh:
+                await self._first_sync(client)
+            await self._join_all(client)
+            if not fresh:
+                await self._prepare_reconcile()
+            for room in self.rooms:
+                if room.link.outbound:
+                    name = f"matrix-send-{room.link.target}"
+                    tg.create_task(self._sender(client, room), name=name)
+            await self._sync_forever(client, full_state=not fresh)
+        except TRANSIENT as exc:
+            self._set_down(_describe(exc))
+            raise
+        finally:
+            self._online.clear()
+            self._client = None
+            await client.close()
+
+    # --- sync ---------------------------------------------------------------------------
+
+    async def _sync(
+        self, client: AsyncClient, *, timeout_ms: int, full_state: bool, initial: bool = False
+    ) -> Any:
+        """One successful `/sync` (retried with backoff and jitter while it fails)."""
+        delay = self.account.reconnect_initial
+        while True:
+            try:
+                resp = await client.sync(
+                    timeout=timeout_ms,
+                    since=self._since,
+                    sync_filter=INITIAL_FILTER if initial else SYNC_FILTER,
+                    full_state=full_state or None,
+                )
+            except TRANSIENT as exc:
+                self._set_down(f"homeserver unreachable: {_describe(exc)}")
+            else:
+                if isinstance(resp, SyncResponse):
+                    self.syncs += 1
+                    self._set_online()
+                    return resp
+                code = getattr(resp, "status_code", None)
+                if code == UNKNOWN_TOKEN:
+                    raise TokenRejected(f"{self.user_id}: access token rejected during sync")
+                self._set_down(f"sync failed: {code}: {getattr(resp, 'message', '')}")
+                retry = getattr(resp, "retry_after_ms", None)
+                if retry:
+                    await asyncio.sleep(retry / 1000)
+                    continue
+            await asyncio.sleep(_jitter(delay))
+            delay = min(delay * 2, self.account.reconnect_max)
+
+    async def _first_sync(self, client: AsyncClient) -> None:
+        """No checkpoint: learn the rooms and the current position, relay nothing."""
+        resp = await self._sync(client, timeout_ms=0, full_state=False, initial=True)
+        self._note_rooms(resp)
+        channels = {room.bridge.channel for room in self.rooms if room.link.inbound}
+        if channels:
+            scalar = await self.ctx.connect()
+            try:
+                for channel in channels:
+                    try:
+                        page = await scalar.catchup(channel, limit=1)
+                    except ScalarError:
+                        self._seqs[channel] = 0
+                    else:
+                        self._seqs[channel] = page.events[-1].seq if page.events else 0
+            finally:
+                await scalar.close()
+        await self._checkpoint(resp.next_batch)
+
+    async def _sync_forever(self, client: AsyncClient, *, full_state: bool) -> None:
+        timeout = 0
+        while True:
+            resp = await self._sync(client, timeout_ms=timeout, full_state=full_state)
+            await self._process(client, resp)
+            self._reconcile.clear()
+            await self._checkpoint(resp.next_batch)
+            timeout, full_state = LONG_POLL_MS, False
+
+    def _note_rooms(self, resp: Any) -> None:
+        """Track joined rooms from a sync whose timelines are not relayed."""
+        for room_id in resp.rooms.join:
+            self._joined.add(room_id)
+            room = self._by_id.get(room_id)
+            if room is not None:
+                self._mark_joined(room)
+
+    async def _process(self, client: AsyncClient, resp: Any) -> None:
+        """Relay one sync batch, in order; membership changes update link health."""
+        before = set(self._joined)
+        for room_id, info in resp.rooms.join.items():
+            self._joined.add(room_id)
+            room = self._by_id.get(room_id)
+            if room is None:
+                continue
+            await self._relay_timeline(client, room, room_id, info.timeline, room_id not in before)
+            self._mark_joined(room)
+        for room_id, info in resp.rooms.leave.items():
+            self._joined.discard(room_id)
+            room = self._by_id.get(room_id)
+            if room is None:
+                continue
+            events = [e.source for e in info.timeline.events]
+            await self._relay_sources(room, room_id, events)
+            change = own_membership([e.source for e in info.state] + events, self.user_id)
+            state, error = (
+                change.describe(self.user_id) if change else ("not joined", "left the room")
+            )
+            room.joined.clear()
+            room.status.set(state, error)
+        for room_id, info in resp.rooms.invite.items():
+            await self._on_invite(client, room_id, info)
+
+    async def _relay_timeline(
+        self, client: AsyncClient, room: _Room, room_id: str, timeline: Any, newly: bool
+    ) -> None:
+        events: list[Mapping[str, Any]] = [e.source for e in timeline.events]
+        joined_at = own_join_index(events, self.user_id) if newly else None
+        if timeline.limited and self._since and joined_at is None and timeline.prev_batch:
+            gap = await self._fill_gap(client, room_id, self._since, timeline.prev_batch)
+            seen = {e.get("event_id") for e in events}
+            events = [e for e in gap if e.get("event_id") not in seen] + events
+            if newly:
+                joined_at = own_join_index(events, self.user_id)
+        if joined_at is not None:
+            events = events[joined_at + 1 :]
+        await self._relay_sources(room, room_id, events)
+
+    async def _fill_gap(
+        self, client: AsyncClient, room_id: str, since: str, until: str
+    ) -> list[Mapping[str, Any]]:
+        """The events the homeserver left out of a limited timeline, oldest first."""
+        events: list[Mapping[str, Any]] = []
+        token = since
+        for _ in range(GAP_PAGES):
+            resp = await client.room_messages(
+                room_id, start=token, end=until, direction=MessageDirection.front, limit=100
+            )
+            if not isinstance(resp, RoomMessagesResponse):
+                code = getattr(resp, "status_code", None)
+                if code == UNKNOWN_TOKEN:
+                    raise TokenRejected(f"{self.user_id}: access token rejected")
+                raise ConnectionError(f"/messages failed: {code}: {getattr(resp, 'message', '')}")
+            events.extend(e.source for e in resp.chunk)
+            if not resp.chunk or not resp.end:
+                return events
+            token = resp.end
+        log.warning(
+            "matrix %s: more than %d events missed in %s; relaying the oldest %d and the latest",
+            self.name,
+            GAP_PAGES * 100,
+            room_id,
+            len(events),
+        )
+        return events
+
+    async def _relay_sources(
+        self, room: _Room, room_id: str, events: list[Mapping[str, Any]]
+    ) -> None:
+        for source in events:
+            await self._relay_in(room, room_id, source)
+
+    async def _relay_in(self, room: _Room, room_id: str, source: Mapping[str, Any]) -> None:
+        """Publish one Matrix event to the bridged channel (if it becomes a message)."""
+        sender, event_id = source.get("sender"), source.get("event_id")
+        if sender == self.user_id or not room.link.inbound or not isinstance(event_id, str):
+            return
+        if source.get("type") == "m.room.encrypted":
+            if not room.warned_encrypted:
+                room.warned_encrypted = True
+                room.status.set(
+                    room.status.state, "the room is encrypted: encrypted messages are not bridged"
+                )
+            return
+        made = inbound(
+            source,
+            markdown=room.link.markdown,
+            homeserver=self.account.homeserver,
+            redactions=self.account.redactions,
+        )
+        if made is None:
+            return
+        reply_to = None
+        if made.reply_to_event is not None:
+            reply_to = await self.map.scalar_id(made.reply_to_event)
+        if made.needs_target and reply_to is None:
+            return
+        if await self._already_published(room, room_id, event_id, made):
+            return
+        event = await self.scalar.publish(
+            room.link,
+            nick=self._display_name(room_id, str(sender)),
+            body=made.body,
+            kind=made.kind,
+            ctype=made.ctype,
+            reply_to=reply_to,
+        )
+        if event is not None:
+            self._seqs[event.topic] = max(self._seqs.get(event.topic, 0), event.seq)
+            await self.map.remember(room_id, event_id, event.id)
+
+    async def _already_published(
+        self, room: _Room, room_id: str, event_id: str, made: Inbound
+    ) -> bool:
+        """After a crash: was this event published before its batch was checkpointed?"""
+        pending = self._reconcile.get(self.scalar.origin(room.link))
+        if not pending or pending[0].body != made.body:
+            return False
+        done = pending.popleft()
+        await self.map.remember(room_id, event_id, done.id)
+        log.info("matrix %s: %s was relayed before the restart; not again", self.name, event_id)
+        return True
+
+    def _display_name(self, room_id: str, user_id: str) -> str:
+        room = self._client.rooms.get(room_id) if self._client is not None else None
+        name = room.user_name(user_id) if room is not None else None
+        return name if isinstance(name, str) and name else localpart(user_id)
+
+    # --- checkpoint and restart -----------------------------------------------------------
+
+    async def _load_checkpoint(self) -> None:
+        raw = await self.ctx.kv.get(CHECKPOINT_KEY)
+        if raw is None:
+            self._since = None
+            return
+        data = json.loads(raw)
+        self._since = str(data["since"])
+        self._seqs = {str(k): int(v) for k, v in data.get("seqs", {}).items()}
+
+    async def _checkpoint(self, next_batch: str) -> None:
+        self._since = next_batch
+        data = {"since": next_batch, "seqs": self._seqs}
+        await self.ctx.kv.set(CHECKPOINT_KEY, json.dumps(data).encode())
+
+    async def _prepare_reconcile(self) -> None:
+        """Find what was published after the checkpoint, before a crash."""
+        self._reconcile.clear()
+        wanted = [room for room in self.rooms if room.link.inbound]
+        if not wanted:
+            return
+        scalar = await self.ctx.connect()
+        try:
+            for room in wanted:
+                channel = room.bridge.channel
+                origin = self.scalar.origin(room.link)
+                found: collections.deque[Event] = collections.deque()
+                async for event in scalar.history_after(channel, self._seqs.get(channel, 0)):
+                    if event.origin == origin:
+                        found.append(event)
+                if found:
+                    self._reconcile[origin] = found
+                    self._seqs[channel] = max(self._seqs.get(channel, 0), found[-1].seq)
+                    log.info(
+                        "matrix %s: %d event(s) of %s were relayed after the last checkpoint",
+                        self.name,
+                        len(found),
+                        room.link.target,
+                    )
+        finally:
+            await scalar.close()
+
+    # --- rooms and membership -------------------------------------------------------------
+
+    async def _join_all(self, client: AsyncClient) -> None:
+        for room in self.rooms:
+            await self._join(client, room)
+
+    async def _join(self, client: AsyncClient, room: _Room) -> None:
+        target = room.link.target
+        self.join_attempts += 1
+        room.status.set("joining")
+        resp = await client.join(room.room_id or target)
+        if isinstance(resp, JoinResponse):
+            self._bind(room, resp.room_id)
+            self._mark_joined(room)
+            return
+        code, message = getattr(resp, "status_code", None), getattr(resp, "message", "")
+        if code == UNKNOWN_TOKEN:
+            raise TokenRejected(f"{self.user_id}: access token rejected")
+        if room.room_id is None:
+            if target.startswith("!"):
+                self._bind(room, target)
+            else:
+                resolved = await client.room_resolve_alias(target)
+                if isinstance(resolved, RoomResolveAliasResponse):
+                    self._bind(room, resolved.room_id)
+        room.joined.clear()
+        room.status.set("not joined", f"cannot join {target}: {code}: {message}")
+
+    def _bind(self, room: _Room, room_id: str) -> None:
+        if room.room_id and room.room_id != room_id:
+            self._by_id.pop(room.room_id, None)
+        room.room_id = room_id
+        self._by_id[room_id] = room
+
+    def _mark_joined(self, room: _Room) -> None:
+        room.joined.set()
+        if self._online.is_set():
+            room.status.set("up")
+
+    async def _on_invite(self, client: AsyncClient, room_id: str, info: Any) -> None:
+        """Join a room we are invited to, if (and only if) a link names it."""
+        room = self._by_id.get(room_id)
+        if room is None:
+            aliases = set()
+            for event in info.invite_state:
+                source = getattr(event, "source", {})
+                if source.get("type") == "m.room.canonical_alias":
+                    content = source.get("content") or {}
+                    aliases.add(content.get("alias"))
+                    aliases.update(content.get("alt_aliases") or [])
+            room = next(
+                (r for r in self.rooms if r.room_id is None and r.link.target in aliases), None
+            )
+        if room is None:
+            log.info("matrix %s: ignoring an invite to %s (no link names it)", self.name, room_id)
+            return
+        if room.joined.is_set() and room.room_id == room_id:
+            return
+        log.info("matrix %s: invited to %s; joining", self.name, room.link.target)
+        self._bind(room, room_id)
+        await self._join(client, room)
+
+    async def _still_joined(self, client: AsyncClient, room_id: str) -> bool:
+        resp = await client.joined_rooms()
+        if not isinstance(resp, JoinedRoomsResponse):
+            raise ConnectionError(f"joined_rooms failed: {getattr(resp, 'status_code', None)}")
+        return room_id in resp.rooms
+
+    # --- health -----------------------------------------------------------------------------
+
+    def _set_online(self) -> None:
+        if self._online.is_set():
+            return
+        self._online.set()
+        for room in self.rooms:
+            if room.joined.is_set():
+                room.status.set("up")
+
+    def _set_down(self, error: str) -> None:
+        self._online.clear()
+        for room in self.rooms:
+            room.status.set("down", error)
+
+    # --- Scalar -> Matrix ---------------------------------------------------------------------
+
+    async def _sender(self, client: AsyncClient, room: _Room) -> None:
+        """Send the link's queued Scalar events one by one, in order."""
+        queue = self.scalar.queue(room.link)
+        delay = self.account.reconnect_initial
+        while True:
+            event = await queue.peek()
+            await self._online.wait()
+            await room.joined.wait()
+            try:
+                done = await self._send(client, room, event)
+            except TRANSIENT as exc:
+                room.status.set(room.status.state, f"send failed: {_describe(exc)}")
+                await asyncio.sleep(_jitter(delay))
+                delay = min(delay * 2, self.account.reconnect_max)
+                continue
+            delay = self.account.reconnect_initial
+            if done:
+                queue.pop()
+
+    async def _send(self, client: AsyncClient, room: _Room, event: Event) -> bool:
+        """Send one event; True when it is done with (sent, or refused for good)."""
+        room_id = room.room_id
+        assert room_id is not None
+        reply = await self.map.event_id(room_id, event.reply_to) if event.reply_to else None
+        content = outbound(event, reply_event_id=reply)
+        resp = await client.room_send(room_id, "m.room.message", content, tx_id=txn_id(event))
+        if isinstance(resp, RoomSendResponse):
+            await self.map.remember(room_id, resp.event_id, event.id)
+            room.status.relayed_out += 1
+            return True
+        code, message = getattr(resp, "status_code", None), getattr(resp, "message", "")
+        status = getattr(getattr(resp, "transport_response", None), "status", None)
+        if code == "M_LIMIT_EXCEEDED" or status == 429:
+            wait = (getattr(resp, "retry_after_ms", None) or 1000) / 1000
+            self.rate_limited += 1
+            room.status.set(room.status.state, "rate-limited by the homeserver (M_LIMIT_EXCEEDED)")
+            log.debug("matrix %s: rate-limited; resending in %.2f s", self.name, wait)
+            await asyncio.sleep(wait)
+            return False
+        if code == UNKNOWN_TOKEN:
+            raise TokenRejected(f"{self.user_id}: access token rejected while sending")
+        if code == "M_FORBIDDEN" and not await self._still_joined(client, room_id):
+            room.joined.clear()
+            if room.status.state == "up":
+                room.status.set("not joined", f"not in {room.link.target}: {message}")
+            return False
+        if status is None or status >= 500:
+            raise ConnectionError(f"send failed: {code or status}: {message}")
+        room.status.set(
+            room.status.state, f"dropped a message the homeserver refused: {code}: {message}"
+        )
+        return True
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real failure of a task group (not a cancellation)."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first(exc)
+        if not isinstance(exc, asyncio.CancelledError):
+            return exc
+    return group.exceptions[0]

@@ -1,0 +1,182 @@
+"""Logging in to the homeserver once and reusing the session.
+
+A password login creates a device; doing that on every start would leave a
+trail of devices behind. So after the first password login the access token
+and device id are written to `data_dir/matrix-<account>.json` (mode 0600) and
+reused on every later start. If the homeserver rejects that token (revoked,
+logged out), one fresh password login is made with the same device id, if a
+password is configured; otherwise the error says what to do. A configured
+`access_token` is used as given (and a password, if also set, is the fallback
+when it is rejected). Tokens and passwords never appear in logs or errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse
+
+from ...config import MatrixAccount
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_TOKEN = "M_UNKNOWN_TOKEN"
+
+
+class MatrixAuthError(Exception):
+    """The homeserver will not let us in; retrying without a config change is useless."""
+
+
+class TokenRejected(Exception):
+    """The homeserver rejected the access token in use (it was revoked)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    homeserver: str
+    user_id: str
+    device_id: str
+    access_token: str = field(repr=False)
+
+
+class CredentialFile:
+    """The saved session of one account: a JSON file only its owner can read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> Credentials | None:
+        try:
+            raw: Any = json.loads(self.path.read_text())
+            return Credentials(
+                homeserver=str(raw["homeserver"]),
+                user_id=str(raw["user_id"]),
+                device_id=str(raw["device_id"]),
+                access_token=str(raw["access_token"]),
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable Matrix session file %s: %s", self.path, exc)
+            return None
+
+    def save(self, creds: Credentials) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(
+                {
+                    "homeserver": creds.homeserver,
+                    "user_id": creds.user_id,
+                    "device_id": creds.device_id,
+                    "access_token": creds.access_token,
+                },
+                f,
+            )
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
+def new_client(account: MatrixAccount) -> AsyncClient:
+    """A nio client that hands every error back instead of retrying on its own."""
+    config = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0, request_timeout=30)
+    return AsyncClient(
+        account.homeserver,
+        account.user_id,
+        config=config,
+        ssl=None if account.verify else False,
+    )
+
+
+class MatrixSession:
+    """Opens logged-in clients for one account; counts password logins."""
+
+    def __init__(self, account: MatrixAccount, data_dir: Path) -> None:
+        self.account = account
+        self.file = CredentialFile(data_dir / f"matrix-{account.name}.json")
+        self.logins = 0
+        self.device_id: str | None = None
+
+    async def open(self) -> AsyncClient:
+        """A client with a working access token (network errors propagate)."""
+        acc = self.account
+        client = new_client(acc)
+        try:
+            if acc.access_token is not None:
+                if await self._try(client, acc.access_token, ""):
+                    return client
+                if acc.password is None:
+                    raise MatrixAuthError(
+                        f"the configured access_token of {acc.user_id} was rejected by "
+                        f"{acc.homeserver} ({UNKNOWN_TOKEN}); configure a new token or a password"
+                    )
+                log.warning("%s: configured access_token rejected; logging in", acc.name)
+                await self._login(client, None)
+                return client
+            saved = self.file.load()
+            if saved and (saved.homeserver, saved.user_id) != (acc.homeserver, acc.user_id):
+                saved = None
+            if saved is not None:
+                if await self._try(client, saved.access_token, saved.device_id):
+                    return client
+                if acc.password is None:
+                    raise MatrixAuthError(
+                        f"the saved access token of {acc.user_id} was rejected by "
+                        f"{acc.homeserver} ({UNKNOWN_TOKEN}) and no password is configured"
+                    )
+                log.warning(
+                    "%s: saved access token was revoked; one fresh password login", acc.name
+                )
+            await self._login(client, saved.device_id if saved else None)
+            return client
+        except BaseException:
+            await client.close()
+            raise
+
+    async def _try(self, client: AsyncClient, token: str, device_id: str) -> bool:
+        """Use `token`; True if the homeserver accepts it."""
+        client.restore_login(self.account.user_id, device_id, token)
+        resp = await client.whoami()
+        if isinstance(resp, WhoamiResponse):
+            if resp.user_id != self.account.user_id:
+                raise MatrixAuthError(
+                    f"the access token belongs to {resp.user_id}, not {self.account.user_id}"
+                )
+            if resp.device_id:
+                client.device_id = resp.device_id
+            self.device_id = client.device_id
+            return True
+        if getattr(resp, "status_code", None) == UNKNOWN_TOKEN:
+            client.access_token = ""
+            return False
+        raise ConnectionError(f"whoami failed: {resp.status_code}: {resp.message}")
+
+    async def _login(self, client: AsyncClient, device_id: str | None) -> None:
+        acc = self.account
+        if acc.password is None:
+            raise MatrixAuthError(f"{acc.name}: no password configured for {acc.user_id}")
+        client.access_token = ""
+        client.device_id = device_id
+        self.logins += 1
+        resp = await client.login(acc.password, device_name=acc.device_name)
+        if not isinstance(resp, LoginResponse):
+            code = getattr(resp, "status_code", None)
+            message = getattr(resp, "message", "")
+            if code in ("M_FORBIDDEN", "M_USER_DEACTIVATED", "M_INVALID_USERNAME"):
+                raise MatrixAuthError(f"password login as {acc.user_id} failed: {code}: {message}")
+            raise ConnectionError(f"password login as {acc.user_id} failed: {code}: {message}")
+        self.device_id = resp.device_id
+        self.file.save(Credentials(acc.homeserver, acc.user_id, resp.device_id, resp.access_token))
+        log.info(
+            "%s: logged in as %s, device %s (session saved)", acc.name, acc.user_id, resp.device_id
+        )
