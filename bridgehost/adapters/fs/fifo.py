@@ -81,7 +81,8 @@ class FifoReader:
         try:
             while True:
                 try:
-                    await asyncio.wait_for(ready.wait(), CHECK_EVERY)
+                    async with asyncio.timeout(CHECK_EVERY):
+                        await ready.wait()
                 except TimeoutError:
                     if not _same_file(self.path, fd):
                         log.warning("%s was removed or replaced: creating it again", self.path)
