@@ -124,6 +124,7 @@ class MatrixAdapter:
         self._seqs: dict[str, int] = {}
         self._reconcile: dict[str, collections.deque[Event]] = {}
         self._client: AsyncClient | None = None
+        self._publishing = asyncio.Lock()
         self.join_attempts = 0
         self.rate_limited = 0
         self.syncs = 0
@@ -348,17 +349,18 @@ class MatrixAdapter:
             return
         if await self._already_published(room, room_id, event_id, made):
             return
-        event = await self.scalar.publish(
-            room.link,
-            nick=self._display_name(room_id, str(sender)),
-            body=made.body,
-            kind=made.kind,
-            ctype=made.ctype,
-            reply_to=reply_to,
-        )
-        if event is not None:
-            self._seqs[event.topic] = max(self._seqs.get(event.topic, 0), event.seq)
-            await self.map.remember(room_id, event_id, event.id)
+        async with self._publishing:
+            event = await self.scalar.publish(
+                room.link,
+                nick=self._display_name(room_id, str(sender)),
+                body=made.body,
+                kind=made.kind,
+                ctype=made.ctype,
+                reply_to=reply_to,
+            )
+            if event is not None:
+                self._seqs[event.topic] = max(self._seqs.get(event.topic, 0), event.seq)
+                await self.map.remember(room_id, event_id, event.id)
 
     async def _already_published(
         self, room: _Room, room_id: str, event_id: str, made: Inbound
@@ -524,11 +526,26 @@ class MatrixAdapter:
             if done:
                 queue.pop()
 
+    async def _reply_target(self, room_id: str, reply_to: bytes | None) -> str | None:
+        """The Matrix event a Scalar reply answers, once any relay in flight is mapped.
+
+        A Scalar client (a bot, say) can answer a relayed Matrix message before
+        the adapter has recorded that message's ids; waiting for the publish in
+        progress closes that gap.
+        """
+        if reply_to is None:
+            return None
+        found = await self.map.event_id(room_id, reply_to)
+        if found is None and self._publishing.locked():
+            async with self._publishing:
+                found = await self.map.event_id(room_id, reply_to)
+        return found
+
     async def _send(self, client: AsyncClient, room: _Room, event: Event) -> bool:
         """Send one event; True when it is done with (sent, or refused for good)."""
         room_id = room.room_id
         assert room_id is not None
-        reply = await self.map.event_id(room_id, event.reply_to) if event.reply_to else None
+        reply = await self._reply_target(room_id, event.reply_to)
         content = outbound(event, reply_event_id=reply)
         resp = await client.room_send(room_id, "m.room.message", content, tx_id=txn_id(event))
         if isinstance(resp, RoomSendResponse):
