@@ -71,6 +71,8 @@ class ServerConfig:
 class Flood:
     burst: int = 4
     interval: float = 0.7
+    window: int = 4096
+    """Bytes the server may hold unprocessed (fakelag) before we wait; 0 = unbounded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +393,13 @@ def _irc(name: str, r: _Reader) -> IrcAccount:
         sasl_pw = s.text("password", required=True, secret=True)
         s.unknown()
     fr = r.child("flood")
-    flood = Flood(burst=fr.integer("burst", 4, lo=1), interval=fr.number("interval", 0.7, lo=0.0))
+    flood = Flood(
+        burst=fr.integer("burst", 4, lo=1),
+        interval=fr.number("interval", 0.7, lo=0.0),
+        window=fr.integer("window", 4096, lo=0),
+    )
+    if 0 < flood.window < 1024:
+        fr.problem("window", "must be 0 (off) or at least 1024 bytes (two full lines)")
     fr.unknown()
     acc = IrcAccount(
         name=name,

@@ -65,3 +65,13 @@ def test_sasl_plain_chunks() -> None:
     assert chunks == [base64.b64encode(b"alice\0alice\0pw").decode()]
     long = sasl_plain_chunks("a", "x" * 296)  # 300 bytes -> exactly 400 base64 chars
     assert len(long) == 2 and len(long[0]) == 400 and long[1] == "+"
+
+
+def test_spend_accounts_for_unpaced_lines() -> None:
+    clock = Clock()
+    bucket = TokenBucket(4, 0.5, clock)
+    bucket.spend(5)
+    assert bucket.reserve() == 1.0  # 4 - 5 - 1 = -2 tokens
+    clock.now += 10
+    bucket.spend(1)
+    assert bucket.reserve() == 0

@@ -94,7 +94,6 @@ class IrcAdapter:
             self.links[fold(link.target)] = _Link(
                 bridge, link, self.side.status_of(link), self.side.queue(link)
             )
-        self.bucket = TokenBucket(account.flood.burst, account.flood.interval)
         nick_len = max(len(n.encode()) for n in nick_candidates(account.nick, account.alt_nicks))
         self.nick_budget = max(NICK_BUDGET, nick_len)
         self.conn: IrcConnection | None = None
@@ -127,7 +126,8 @@ class IrcAdapter:
         while True:
             self.connects += 1
             self._set_all("connecting")
-            conn = IrcConnection(acc, self)
+            bucket = TokenBucket(acc.flood.burst, acc.flood.interval)
+            conn = IrcConnection(acc, self, bucket)
             state = "disconnected"
             try:
                 await conn.connect()
@@ -184,8 +184,7 @@ class IrcAdapter:
             if not lk.joined.is_set():
                 lk.status.set("joining")
                 lk.outcome = loop.create_future()
-                await self.bucket.take()
-                conn.join(lk.link.target, lk.link.key)
+                await conn.join(lk.link.target, lk.link.key)
                 try:
                     async with asyncio.timeout(JOIN_TIMEOUT):
                         error = await lk.outcome
@@ -265,12 +264,13 @@ class IrcAdapter:
             kind = event.kind if event.kind in ("action", "notice") else "text"
             while lk.sent < len(lines):
                 await lk.joined.wait()
-                await self.bucket.take()
                 conn = self.conn
-                if conn is None or not lk.joined.is_set():
-                    continue
-                if conn.say(kind, lk.link.target, lines[lk.sent]):
+                if conn is None:
+                    await asyncio.sleep(0.05)
+                elif await conn.say(kind, lk.link.target, lines[lk.sent], still=lk.joined.is_set):
                     lk.sent += 1
+                elif conn.alive:
+                    continue  # removed from the channel while waiting: wait for the rejoin
                 else:
                     await asyncio.sleep(0.05)  # connection just died; the session ends soon
             lk.queue.pop()

@@ -23,6 +23,7 @@ from irc.events import Command
 from jaraco.stream.buffer import DecodingLineBuffer
 
 from ...config import IrcAccount
+from .flood import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +128,9 @@ class _Connection(AioConnection):  # type: ignore[misc]
             self.owner.message(command, source, arguments[0], arguments[1])
 
     def send_raw(self, string: str) -> None:
-        if self.transport is None or self.transport.is_closing():
+        # The library's own lines (NICK, USER, PONG) are unpaced writes too.
+        if not self.owner.write(string):
             raise ServerNotConnectedError("Not connected.")
-        self.transport.write(self._prep_message(string))
 
     def disconnect(self, message: str = "") -> None:
         # The library's version writes QUIT even when the peer is already
@@ -152,8 +153,9 @@ class _Reactor(AioReactor):  # type: ignore[misc]
 class IrcConnection:
     """Registers with one server and then relays its events to a `Listener`."""
 
-    def __init__(self, account: IrcAccount, listener: Listener) -> None:
+    def __init__(self, account: IrcAccount, listener: Listener, bucket: TokenBucket) -> None:
         self.account = account
+        self.bucket = bucket
         self.name = account.name
         self.listener = listener
         self.loop = asyncio.get_running_loop()
@@ -165,6 +167,13 @@ class IrcConnection:
         self.caps: set[str] = set()
         self.sasl_account: str | None = None
         self.last_heard = self.loop.time()
+        self.lines_sent = 0
+        self.window = account.flood.window
+        self.in_flight = 0
+        """Bytes written that the server has not yet shown it processed (see `_track`)."""
+        self._mark: tuple[str, int] | None = None
+        self._pings = 0
+        self._acked = asyncio.Event()
         self._nicks = nick_candidates(account.nick, account.alt_nicks)
         self._nick_index = 0
         self._cap_done = False
@@ -211,9 +220,10 @@ class IrcConnection:
             ssl=context,
             server_hostname=address[0] if context else None,
         )
+        self.conn.transport = transport
         if self.account.password:
-            transport.write(f"PASS :{self.account.password}\r\n".encode())
-        transport.write(b"CAP LS 302\r\n")
+            self.write(f"PASS :{self.account.password}", secret=True)
+        self.write("CAP LS 302")
         return transport, proto
 
     async def connect(self, timeout: float = 30.0) -> None:
@@ -261,6 +271,7 @@ class IrcConnection:
         self._set_closed(reason)
 
     def _set_closed(self, reason: str) -> None:
+        self._acked.set()
         if not self._closed.done():
             self._closed.set_result(self._error or reason)
         if not self._registered.done():
@@ -288,39 +299,73 @@ class IrcConnection:
 
     # --- sending ------------------------------------------------------------------------
 
-    def send(self, line: str) -> bool:
+    def write(self, line: str, *, secret: bool = False, paced: bool = False) -> bool:
         """Write one protocol line; False when the connection is gone.
 
-        Lines with CR, LF or NUL are refused (ValueError): callers sanitise text first.
+        Lines with CR, LF or NUL are refused (ValueError): callers sanitise
+        text first. An unpaced line still spends a token, since the server
+        counts it; a secret line is logged by its command only.
         """
         if any(ch in line for ch in "\r\n\0"):
             raise ValueError("IRC line with CR, LF or NUL refused")
-        if not self.alive:
+        transport = self.conn.transport
+        if transport is None or transport.is_closing():
             return False
-        try:
-            self.conn.send_raw(line)
-        except ServerNotConnectedError:
-            return False
-        log.debug("%s >> %s", self.name, line)
+        data = line.encode() + b"\r\n"
+        transport.write(data)
+        self.lines_sent += 1
+        if not paced:
+            self.bucket.spend(1)
+        log.debug("%s >> %s", self.name, line.split(" ", 1)[0] + " ***" if secret else line)
+        self._track(len(data))
         return True
 
-    def _send_secret(self, line: str) -> None:
-        transport = self.conn.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(line.encode() + b"\r\n")
-            log.debug("%s >> %s ***", self.name, line.split(" ", 1)[0])
+    def send(self, line: str) -> bool:
+        return self.write(line)
 
-    def say(self, kind: str, target: str, text: str) -> bool:
+    async def paced(self, line: str, *, still: Callable[[], bool], secret: bool = False) -> bool:
+        """Wait for a token and for room in the window, then write `line` if `still()`."""
+        await self.bucket.take()
+        while self.window > 0 and self.in_flight >= self.window and self.alive:
+            self._acked.clear()
+            await self._acked.wait()
+        return still() and self.alive and self.write(line, secret=secret, paced=True)
+
+    async def say(self, kind: str, target: str, text: str, *, still: Callable[[], bool]) -> bool:
         if kind == "action":
-            return self.send(f"PRIVMSG {target} :\x01ACTION {text}\x01")
+            return await self.paced(f"PRIVMSG {target} :\x01ACTION {text}\x01", still=still)
         command = "NOTICE" if kind == "notice" else "PRIVMSG"
-        return self.send(f"{command} {target} :{text}")
+        return await self.paced(f"{command} {target} :{text}", still=still)
 
-    def join(self, channel: str, key: str | None) -> bool:
-        if key:
-            self._send_secret(f"JOIN {channel} {key}")
-            return self.alive
-        return self.send(f"JOIN {channel}")
+    async def join(self, channel: str, key: str | None) -> bool:
+        line = f"JOIN {channel} {key}" if key else f"JOIN {channel}"
+        return await self.paced(line, still=lambda: True, secret=bool(key))
+
+    def _track(self, size: int) -> None:
+        """Bound what sits unprocessed in the server's receive queue.
+
+        With fakelag a server delays lines instead of dropping them, and
+        kills a client whose backlog outgrows its recvq. A PING sent once
+        half the window is in flight comes back only after the server has
+        processed every line before it, so its PONG frees that much.
+        """
+        if self.window <= 0:
+            return
+        self.in_flight += size
+        if self._mark is None and self.in_flight >= self.window // 2:
+            self._pings += 1
+            token = f"bh-window-{self._pings}"
+            self._mark = (token, self.in_flight + len(f"PING :{token}") + 2)
+            self.write(f"PING :{token}")
+
+    def _on_pong(self, event: Any) -> None:
+        token = event.arguments[-1] if event.arguments else event.target
+        if self._mark is not None and token == self._mark[0]:
+            self.in_flight = max(0, self.in_flight - self._mark[1])
+            self._mark = None
+            self._acked.set()
+            if self.in_flight >= self.window // 2:
+                self._track(0)
 
     # --- events -------------------------------------------------------------------------
 
@@ -397,7 +442,7 @@ class IrcConnection:
         if event.target != "+" or acc.sasl_password is None:
             return
         for chunk in sasl_plain_chunks(acc.sasl_username or acc.nick, acc.sasl_password):
-            self._send_secret(f"AUTHENTICATE {chunk}")
+            self.write(f"AUTHENTICATE {chunk}", secret=True)
 
     def _on_loggedin(self, event: Any) -> None:
         if len(event.arguments) >= 2:
@@ -445,7 +490,7 @@ class IrcConnection:
             " ".join(sorted(self.caps)) or "none",
         )
         if self.account.nickserv_password:
-            self._send_secret(f"PRIVMSG NickServ :IDENTIFY {self.account.nickserv_password}")
+            self.write(f"PRIVMSG NickServ :IDENTIFY {self.account.nickserv_password}", secret=True)
         if not self._registered.done():
             self._registered.set_result(None)
 

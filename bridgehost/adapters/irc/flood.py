@@ -34,6 +34,12 @@ class TokenBucket:
         self.tokens -= 1
         return 0.0 if self.tokens >= 0 else -self.tokens * self.interval
 
+    def spend(self, lines: int) -> None:
+        """Account for lines that went out unpaced (registration, PONG)."""
+        if self.interval > 0:
+            self.reserve()
+            self.tokens -= lines - 1
+
     async def take(self) -> None:
         """Wait for a token (always yields to the loop, even with pacing off)."""
         await asyncio.sleep(self.reserve())
