@@ -1,11 +1,15 @@
 """The builtin bots against a real in-process server, through the bot harness
 (which is also how a user tests a bot: see docs/bots.md)."""
 
+import copy
 import time
+from pathlib import Path
 
 from bridgehost.bots.builtin.help import Help
 from bridgehost.bots.builtin.ping import Ping
 from bridgehost.bots.builtin.seen import Seen
+from bridgehost.config import EMBEDDED_DEFAULT, parse_config
+from bridgehost.testing import running
 from bridgehost.testing.bots import BotHarnessFactory, BotSpec
 
 pytest_plugins = ["bridgehost.testing.fixtures"]
@@ -53,3 +57,25 @@ async def test_seen_remembers_across_a_restart(bot_harness: BotHarnessFactory) -
         assert carol.startswith(f"Carol was last seen in {h.topic} (via irc:net/#t) just now")
         stamp = time.strftime("%Y-%m-%d", time.gmtime())
         assert stamp in carol
+
+
+async def test_the_embedded_default_runs_ping_help_and_seen_in_lobby(tmp_path: Path) -> None:
+    raw = copy.deepcopy(EMBEDDED_DEFAULT)
+    raw["server"].update(listen=["tcp://127.0.0.1:0"], data_dir=str(tmp_path / "data"))
+    async with running(tmp_path, config=parse_config(raw, base=tmp_path)) as srv:
+        guest = await srv.client()
+        lobby = "#lobby@localhost"
+        await guest.sub(lobby)
+        await guest.publish(lobby, "!help")
+        helped = await guest.next_event(5)
+        assert (helped.sender, helped.body.count("\n")) == ("!help@localhost", 2)
+        await guest.publish(lobby, "!ping")
+        assert (await guest.next_event(5)).body == "pong"
+        await guest.publish(lobby, "!seen nobody")
+        assert (await guest.next_event(5)).body == "I have not seen nobody"
+        states = {s["id"]: s["state"] for s in srv.app.status()["bots"]}
+        assert states == {
+            "!help@localhost": "connected",
+            "!ping@localhost": "connected",
+            "!seen@localhost": "connected",
+        }
