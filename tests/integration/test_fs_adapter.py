@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bridgehost.adapters.fs import FsAdapter
 from bridgehost.adapters.fs.lines import MAX_LINE_BYTES
 from bridgehost.scalar.client import Client
 from bridgehost.testing import Running, running
@@ -287,3 +288,22 @@ async def test_idle_after_open_close_churn_uses_no_cpu(tmp_path: Path) -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         used = usage.ru_utime + usage.ru_stime - before
         assert used < 0.3, f"idle bridgehost used {used:.2f}s CPU in 2.5s"
+
+
+async def test_dm_readers_are_bounded_and_out_still_written(tmp_path: Path) -> None:
+    root = tmp_path / "chat"
+    async with running(tmp_path, fs_config(root)) as srv:
+        await ready(srv, root / LOBBY)
+        (adapter,) = [a for a in srv.app.adapters if isinstance(a, FsAdapter)]
+        adapter.max_dm_readers = 1
+        bob, carol = await srv.client("bob"), await srv.client("carol")
+        await bob.publish(FS_ID, "one")
+        await wait_until(lambda: is_fifo(root / "bob@test.example" / "in"))
+        await carol.publish(FS_ID, "two")
+        await carol.publish(FS_ID, "three")
+        carol_out = root / "carol@test.example" / "out"
+        await wait_until(lambda: lines_of(carol_out) == ["<carol> two", "<carol> three"])
+        assert not (root / "carol@test.example" / "in").exists()
+        notices = lines_of(root / "out")
+        assert len(notices) == 1
+        assert "1 DM directories are open" in notices[0]

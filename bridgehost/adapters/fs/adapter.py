@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 DM_SEQ_KEY = "dm-seq"
 RETRY_AFTER_ERROR = 5.0
+MAX_DM_READERS = 500
+"""Anyone (a guest too) can DM the adapter; each DM `in` holds a file descriptor."""
 
 
 class FsAdapter:
@@ -62,6 +64,8 @@ class FsAdapter:
         self._dm_ready = asyncio.Event()
         self._dm_seq: int | None = None
         self._dm_dirs: set[str] = set()
+        self._dm_unread: set[str] = set()
+        self.max_dm_readers = MAX_DM_READERS
         self._group: asyncio.TaskGroup | None = None
         self._action_piece: dict[Path, str] = {}
 
@@ -91,6 +95,7 @@ class FsAdapter:
                 "fs root %s is accessible by other users (mode %o)", self.root, mode & 0o777
             )
         self._dm_dirs.clear()
+        self._dm_unread.clear()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -106,10 +111,10 @@ class FsAdapter:
                     self._open_dm(user)
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(self._dir(user) / "presence")
-                for entry in os.scandir(self.root):
-                    peer = peer_of(entry.name, self.domain)
-                    if peer is not None and entry.is_dir():
-                        self._open_dm(peer)
+                with os.scandir(self.root) as entries:
+                    peers = [peer_of(e.name, self.domain) for e in entries if e.is_dir()]
+                for peer in sorted(p for p in peers if p is not None):
+                    self._open_dm(peer)
         finally:
             self._group = None
 
@@ -246,6 +251,14 @@ class FsAdapter:
             append(directory / "out", "")
         except OSError as exc:
             self.dm_status.set(self.dm_status.state, f"cannot create {directory}: {exc}")
+            return
+        if len(self._dm_dirs) >= self.max_dm_readers:
+            if peer not in self._dm_unread:
+                self._dm_unread.add(peer)
+                self._notice(
+                    f"{self.max_dm_readers} DM directories are open: {directory}/out is "
+                    "written but its `in` is not read (restart to pick it up)"
+                )
             return
         self._dm_dirs.add(peer)
         path = directory / "in"
