@@ -307,3 +307,25 @@ async def test_dm_readers_are_bounded_and_out_still_written(tmp_path: Path) -> N
         notices = lines_of(root / "out")
         assert len(notices) == 1
         assert "1 DM directories are open" in notices[0]
+
+
+async def test_dms_sent_while_the_dm_session_is_down_are_caught_up(tmp_path: Path) -> None:
+    root = tmp_path / "chat"
+    async with running(tmp_path, fs_config(root)) as srv:
+        await ready(srv, root / LOBBY)
+        (adapter,) = [a for a in srv.app.adapters if isinstance(a, FsAdapter)]
+        bob = await srv.client("bob")
+        out = root / "bob@test.example" / "out"
+        await bob.publish(FS_ID, "first")
+        await wait_until(lambda: lines_of(out) == ["<bob> first"])
+        session = adapter._dm
+        assert session is not None
+        await session.close()
+        await bob.publish(FS_ID, "while down")
+        await wait_until(lambda: adapter._dm is not None and adapter._dm is not session)
+        await bob.publish(FS_ID, "after")
+        await wait_until(
+            lambda: lines_of(out) == ["<bob> first", "<bob> while down", "<bob> after"]
+        )
+        await asyncio.sleep(0.2)
+        assert lines_of(out) == ["<bob> first", "<bob> while down", "<bob> after"]
