@@ -26,6 +26,16 @@ from ...config import MatrixAccount
 
 log = logging.getLogger(__name__)
 
+
+class _DropDebug(logging.Filter):
+    """nio logs every response body at DEBUG, a login's access token included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+logging.getLogger("nio.responses").addFilter(_DropDebug())
+
 UNKNOWN_TOKEN = "M_UNKNOWN_TOKEN"
 
 
