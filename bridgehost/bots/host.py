@@ -31,6 +31,23 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT = 5.0
 
 
+def check_bots(bots: Sequence[BotConfig]) -> list[str]:
+    """What `bridgehost check` reports: bots that cannot load or have a bad config."""
+    problems = []
+    for i, bc in enumerate(bots):
+        where = f"bots[{i}] ({bc.id})"
+        try:
+            klass = load_bot_class(bc.plugin)
+        except BotLoadError as exc:
+            problems.append(f"{where}.plugin: {exc}")
+            continue
+        try:
+            build_config(klass, bc.config)
+        except BotConfigError as exc:
+            problems.extend(f"{where}.{problem}" for problem in exc.problems)
+    return problems
+
+
 class HostApp(Protocol):
     """What the host needs of `bridgehost.app.App`."""
 
