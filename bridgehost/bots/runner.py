@@ -90,10 +90,11 @@ class BotRunner:
     # --- status ------------------------------------------------------------------------
 
     def _set_state(self, state: str, error: str | None = None) -> None:
-        if state != self.state:
-            level = logging.WARNING if error else logging.INFO
-            log.log(level, "bot %s: %s%s", self.name, state, f" ({error})" if error else "")
-            self.state = state
+        level = logging.WARNING if error else logging.INFO
+        if state == self.state:
+            level = logging.DEBUG
+        log.log(level, "bot %s: %s%s", self.name, state, f" ({error})" if error else "")
+        self.state = state
         if error:
             self.last_error = error
 
@@ -160,7 +161,9 @@ class BotRunner:
                 try:
                     await self._serve(client)
                 except (ConnectionClosed, OSError) as exc:
-                    self._set_state("reconnecting", f"connection lost: {exc}")
+                    text = str(exc) or type(exc).__name__
+                    lost = text if "connection" in text else f"connection lost: {text}"
+                    self._set_state("reconnecting", lost)
                 finally:
                     self._client = None
                     self._connected.clear()
