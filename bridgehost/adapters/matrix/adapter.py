@@ -128,6 +128,7 @@ class MatrixAdapter:
         self.join_attempts = 0
         self.rate_limited = 0
         self.syncs = 0
+        self.sync_failures = 0
 
     def status(self) -> list[LinkStatus]:
         return self.scalar.statuses()
@@ -183,17 +184,22 @@ class MatrixAdapter:
     async def _sync(
         self, client: AsyncClient, *, timeout_ms: int, full_state: bool, initial: bool = False
     ) -> Any:
-        """One successful `/sync` (retried with backoff and jitter while it fails)."""
+        """One successful `/sync` (retried with backoff and jitter while it fails).
+
+        A retry does not long-poll: its answer is what tells the senders that
+        the homeserver is back.
+        """
         delay = self.account.reconnect_initial
         while True:
             try:
                 resp = await client.sync(
-                    timeout=timeout_ms,
+                    timeout=timeout_ms if self._online.is_set() else 0,
                     since=self._since,
                     sync_filter=INITIAL_FILTER if initial else SYNC_FILTER,
                     full_state=full_state or None,
                 )
             except TRANSIENT as exc:
+                self.sync_failures += 1
                 self._set_down(f"homeserver unreachable: {_describe(exc)}")
             else:
                 if isinstance(resp, SyncResponse):
@@ -203,6 +209,7 @@ class MatrixAdapter:
                 code = getattr(resp, "status_code", None)
                 if code == UNKNOWN_TOKEN:
                     raise TokenRejected(f"{self.user_id}: access token rejected during sync")
+                self.sync_failures += 1
                 self._set_down(f"sync failed: {code}: {getattr(resp, 'message', '')}")
                 retry = getattr(resp, "retry_after_ms", None)
                 if retry:
