@@ -10,7 +10,7 @@ from typing import Any
 from bridgehost.adapters.base import LinkStatus
 from bridgehost.adapters.irc import IrcAdapter
 from bridgehost.testing import Running
-from tests.servers.ircd import InspIRCd
+from tests.servers.ircd import InspIRCd, RawIRC
 
 FAST_FLOOD = {"burst": 1000, "interval": 0}
 
@@ -74,3 +74,70 @@ async def wait_joined(srv: Running, timeout: float = 15.0) -> None:
         timeout,
         f"links joined: {[(s.target, s.state, s.last_error) for s in statuses(srv)]}",
     )
+
+
+class Gate:
+    """A TCP pass-through to a real server that the test opens and closes.
+
+    Closed, it accepts and drops connections at once (as a server that is
+    down would refuse them), so a test decides *when* the bridge may reach
+    the server again, e.g. only after an IRC watcher is back in the channel.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.open = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> Gate:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+OPER_CONFIG = (
+    '<module name="samode">',
+    '<type name="Admin" classes="all">',
+    '<oper name="admin" password="adminpw" host="*@*" type="Admin">',
+)
+"""Extra InspIRCd config: an IRC operator who can give itself channel ops
+(the fixture's defaultmodes "nt" make nobody a channel operator)."""
+
+
+async def make_op(client: RawIRC, *channels: str) -> None:
+    mark = client.mark()
+    await client.send("OPER admin adminpw")
+    await client.wait_for(lambda m: m.command == "381", since=mark)
+    for channel in channels:
+        mark = client.mark()
+        await client.send(f"SAMODE {channel} +o {client.nick}")
+        await client.wait_for(
+            lambda m, c=channel: m.command == "MODE" and m.params[:1] == (c,), since=mark
+        )

@@ -260,19 +260,27 @@ class IrcAdapter:
     async def _sender(self, lk: _Link) -> None:
         while True:
             event = await lk.queue.peek()
+            dropped = lk.status.dropped
+
+            def current(dropped: int = dropped) -> bool:
+                """Overflow drops the oldest event, which is the one being sent."""
+                return lk.status.dropped == dropped
+
+            def ready() -> bool:
+                return lk.joined.is_set() and current()
+
             lines = self.render(lk, event).lines
             kind = event.kind if event.kind in ("action", "notice") else "text"
-            while lk.sent < len(lines):
+            while lk.sent < len(lines) and current():
                 await lk.joined.wait()
                 conn = self.conn
                 if conn is None:
                     await asyncio.sleep(0.05)
-                elif await conn.say(kind, lk.link.target, lines[lk.sent], still=lk.joined.is_set):
+                elif await conn.say(kind, lk.link.target, lines[lk.sent], still=ready):
                     lk.sent += 1
-                elif conn.alive:
-                    continue  # removed from the channel while waiting: wait for the rejoin
-                else:
+                elif not conn.alive:
                     await asyncio.sleep(0.05)  # connection just died; the session ends soon
-            lk.queue.pop()
+            if current():
+                lk.queue.pop()
+                lk.status.relayed_out += 1
             lk.sent = 0
-            lk.status.relayed_out += 1
