@@ -20,7 +20,7 @@ from ..scalar.server import ScalarServer
 from ..scalar.store import Store
 from ..scalar.tasks import TaskSet, supervise
 from .api import Bot
-from .directory import HostDirectory, directory_id
+from .directory import DIRECTORY_NAME, HostDirectory, directory_id
 from .loader import BotLoadError, load_bot_class
 from .runner import BotRunner, RunSettings
 from .schema import BotConfigError, build_config
@@ -36,6 +36,8 @@ def check_bots(bots: Sequence[BotConfig]) -> list[str]:
     problems = []
     for i, bc in enumerate(bots):
         where = f"bots[{i}] ({bc.id})"
+        if bc.id.startswith(f"!{DIRECTORY_NAME}@"):
+            problems.append(f"{where}.id: reserved for the bot directory")
         try:
             klass = load_bot_class(bc.plugin)
         except BotLoadError as exc:
@@ -87,6 +89,9 @@ class BotHost:
         """Start one bot (`cls` overrides `bc.plugin`, for tests); None if it cannot."""
         if bc.id in self.runners:
             self._fail(bc, "another bot already uses this ID")
+            return None
+        if bc.id == directory_id(self.app.config.server.domain):
+            self._fail(bc, "this ID is reserved for the bot directory (see docs/bots.md)")
             return None
         try:
             klass = cls or load_bot_class(bc.plugin)

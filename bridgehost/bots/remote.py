@@ -106,6 +106,8 @@ async def run_remote(args: argparse.Namespace) -> int:
             say(f"bot {args.plugin}: {problem}")
         return EXIT_USAGE
 
+    if not topics:
+        log.warning("no --topic given: %s only gets direct messages", ident)
     data = args.data or default_data_path(ident)
     try:
         kv = await SqliteKV.open(data)

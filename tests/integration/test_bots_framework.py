@@ -152,6 +152,7 @@ async def test_bad_bots_are_reported_and_the_others_start(
             "config": {"greeting": 5, "colour": "red"},
         },
         {"plugin": "ping", "id": "!ping@test.example", "topics": [lobby]},
+        {"plugin": "ping", "id": "!bots@test.example", "topics": [lobby]},
     ]
     with caplog.at_level(logging.ERROR, logger="bridgehost.bots.host"):
         async with running(tmp_path, {"bots": bots}) as srv:
@@ -163,6 +164,7 @@ async def test_bad_bots_are_reported_and_the_others_start(
     assert status["!ping@test.example"]["state"] == "connected"
     assert status["!broken@test.example"]["state"] == "failed"
     assert "cannot import no_such_module" in status["!broken@test.example"]["last_error"]
+    assert "reserved for the bot directory" in status["!bots@test.example"]["last_error"]
     bad = status["!badconf@test.example"]["last_error"]
     assert "config.greeting: must be str, not 5" in bad
     assert "config.colour: unknown key (known: greeting, shout)" in bad
