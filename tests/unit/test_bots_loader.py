@@ -1,5 +1,7 @@
 """Loading bot classes: module:Class, entry point names, and useful errors."""
 
+from pathlib import Path
+
 import pytest
 
 from bridgehost.bots.builtin.ping import Ping
@@ -25,3 +27,27 @@ def test_module_class_and_builtin_names() -> None:
 def test_failures_say_why(spec: str, reason: str) -> None:
     with pytest.raises(BotLoadError, match=reason.replace("(", r"\(")):
         load_bot_class(spec)
+
+
+def test_an_installed_package_is_found_by_its_entry_point_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `pip install` of a bot package leaves behind: a module and a
+    dist-info with the entry point; `plugin: greeter` then finds it."""
+    (tmp_path / "bh_greeter_pkg.py").write_text(
+        "from bridgehost.bots import Bot, Context, command\n\n"
+        "class Greeter(Bot):\n"
+        '    @command("greet")\n'
+        "    async def greet(self, ctx: Context, args: str) -> None:\n"
+        '        await ctx.reply("hi")\n'
+    )
+    info = tmp_path / "bh_greeter_pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bh-greeter-pkg\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[bridgehost.bots]\nbh-greeter = bh_greeter_pkg:Greeter\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cls = load_bot_class("bh-greeter")
+    assert cls.__module__ == "bh_greeter_pkg" and cls.__name__ == "Greeter"
+    assert [c.name for c in cls.commands()] == ["greet"]
