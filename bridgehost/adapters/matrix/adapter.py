@@ -287,6 +287,13 @@ class MatrixAdapter:
         joined_at = own_join_index(events, self.user_id) if newly else None
         if timeline.limited and self._since and joined_at is None and timeline.prev_batch:
             gap = await self._fill_gap(client, room_id, self._since, timeline.prev_batch)
+            log.info(
+                "matrix %s: the homeserver cut the timeline of %s short; "
+                "filled a gap of %d event(s) from /messages",
+                self.name,
+                room_id,
+                len(gap),
+            )
             seen = {e.get("event_id") for e in events}
             events = [e for e in gap if e.get("event_id") not in seen] + events
             if newly:
