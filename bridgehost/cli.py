@@ -334,6 +334,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     bot.add_argument("--bot-config", type=Path, help="YAML file with the bot's config map")
     bot.add_argument("--data", type=Path, help="file for the bot's persistent store")
+    bot.add_argument("--prefix", default="!", help="command prefix (default: !)")
+    bot.add_argument(
+        "--rate", type=float, default=2.0, help="messages per second it may publish (default: 2)"
+    )
+    bot.add_argument("--burst", type=int, default=5, help="burst before pacing (default: 5)")
+    bot.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds a handler may run (default: 30)"
+    )
     bot.add_argument("-v", "--verbose", action="count", default=0)
     return p
 

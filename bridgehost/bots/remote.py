@@ -92,6 +92,10 @@ async def run_remote(args: argparse.Namespace) -> int:
                 f"(create one on the server: bridgehost token create '{ident}')"
             )
         Endpoint.parse(args.server)
+        if getattr(args, "rate", 2.0) <= 0 or getattr(args, "burst", 5) < 1:
+            raise UsageError("--rate must be > 0 and --burst at least 1")
+        if getattr(args, "timeout", 30.0) <= 0:
+            raise UsageError("--timeout must be > 0")
         cls = load_bot_class(args.plugin)
         config = build_config(cls, _read_bot_config(args.bot_config))
         bot = cls()
@@ -114,7 +118,13 @@ async def run_remote(args: argparse.Namespace) -> int:
     except Exception as exc:
         say(f"cannot open the bot's store {data}: {exc}")
         return EXIT_FAIL
-    settings = RunSettings(announce=True)
+    settings = RunSettings(
+        prefix=getattr(args, "prefix", "!"),
+        rate=getattr(args, "rate", 2.0),
+        burst=getattr(args, "burst", 5),
+        timeout=getattr(args, "timeout", 30.0),
+        announce=True,
+    )
     me = BotCommands(ident, settings.prefix, cls.commands(), topics)
     bot._attach(
         id=ident,

@@ -29,7 +29,12 @@ def overrides(port: int) -> dict[str, object]:
 
 @asynccontextmanager
 async def bot_process(
-    tmp_path: Path, url: str, token: str, plugin: str = "ping", ident: str = BOT
+    tmp_path: Path,
+    url: str,
+    token: str,
+    plugin: str = "ping",
+    ident: str = BOT,
+    *extra: str,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     log = (tmp_path / f"bot-{ident[1:]}.log").open("ab")
     proc = await asyncio.create_subprocess_exec(
@@ -46,6 +51,7 @@ async def bot_process(
         LOBBY,
         "--data",
         str(tmp_path / f"{ident[1:]}.sqlite"),
+        *extra,
         env={**os.environ, "BRIDGEHOST_TOKEN": token},
         stdout=log,
         stderr=log,
@@ -124,8 +130,8 @@ async def test_remote_store_survives_a_bot_restart(tmp_path: Path) -> None:
             await asyncio.sleep(0.3)
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 10) == 0
-        async with bot_process(tmp_path, srv.url, token, "seen", seen):
-            answer = await until_answered(alice, "!seen bob", seen)
+        async with bot_process(tmp_path, srv.url, token, "seen", seen, "--prefix", "?"):
+            answer = await until_answered(alice, "?seen bob", seen)
             assert answer.startswith(f"bob was last seen in {LOBBY}")
             assert answer.endswith("saying: see you")
     assert (tmp_path / "rseen@test.example.sqlite").exists()
@@ -149,6 +155,7 @@ async def test_wrong_token_says_why_and_exits_1_without_retrying(tmp_path: Path)
         (["no_such_mod:X", "--id", BOT, "--token", "t"], "cannot import no_such_mod"),
         (["ping", "--id", "alice@test.example", "--token", "t"], "a bot runs as a reserved ID"),
         (["ping", "--id", BOT, "--token", "t", "--topic", "#bad topic"], "--topic: malformed"),
+        (["ping", "--id", BOT, "--token", "t", "--rate", "0"], "--rate must be > 0"),
     ],
 )
 def test_usage_errors_exit_2(
