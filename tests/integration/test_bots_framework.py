@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bridgehost.bots import Bot, Context, command, every, on_message
-from bridgehost.testing import running
+from bridgehost.testing import Running, running
 from bridgehost.testing.bots import BotHarnessFactory, BotSpec
 
 pytest_plugins = ["bridgehost.testing.fixtures"]
@@ -188,3 +188,10 @@ async def test_lost_connection_is_reconnected_and_resubscribed(
         assert await runner.wait_ready(5)
         assert await h.ask("!ok") == "ok"
         assert runner.status()["last_error"].startswith("connection lost")
+
+
+async def test_bridgehost_server_fixture(bridgehost_server: Running) -> None:
+    alice = await bridgehost_server.client("alice")
+    lobby = bridgehost_server.channel("lobby")
+    await alice.sub(lobby)
+    assert (await alice.publish(lobby, "hi")).seq == 1
