@@ -108,6 +108,7 @@ class _Connection(AioConnection):  # type: ignore[misc]
 
     buffer_class = _ReplacingBuffer
     connected: bool = False
+    transport: Any = None
     owner: IrcConnection
 
     def process_data(self, new_data: bytes) -> None:
