@@ -25,7 +25,7 @@ from .scalar import ids
 from .scalar.auth import Authenticator, hash_token
 from .scalar.client import Client, connect
 from .scalar.errors import ScalarError
-from .scalar.messages import Event
+from .scalar.events import Event
 from .scalar.store import Store, ensure_private_dir
 
 log = logging.getLogger("bridgehost")

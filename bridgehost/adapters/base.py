@@ -25,7 +25,7 @@ from typing import Protocol
 from ..config import Account, Bridge, Config, Link
 from ..scalar.client import Client
 from ..scalar.errors import ConnectionClosed, RateLimited, ScalarError
-from ..scalar.messages import Event
+from ..scalar.events import Event
 
 log = logging.getLogger(__name__)
 

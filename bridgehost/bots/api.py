@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol
 
 from typing_extensions import TypeVar
 
-from ..scalar.messages import Event
+from ..scalar.events import Event
 
 if TYPE_CHECKING:
     from .store import BotStore

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..scalar.messages import Event
+from ..scalar.events import Event
 from .api import BotCommands, CommandInfo
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..scalar.client import Client
 from ..scalar.errors import AuthFailed, ConnectionClosed, ScalarError
-from ..scalar.messages import Event
+from ..scalar.events import Event
 from ..scalar.tasks import TaskSet
 from .api import Bot, BotCommands, Context, JobSpec
 from .directory import directory_id, manifest_body

@@ -31,11 +31,11 @@ from urllib.parse import urlsplit
 
 from . import messages
 from .errors import ConnectionClosed, ScalarError, error_from_code
+from .events import Event
 from .messages import (
     Bye,
     Catchup,
     Error,
-    Event,
     EventFrame,
     History,
     Ident,

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import ids
+from .events import EncodedEvent, Event
 from .ids import Kind
-from .messages import EncodedEvent, Event, Meta, Msg, TopicInfo
+from .messages import Meta, Msg, TopicInfo
 from .settings import Clock, ServerSettings
 from .store import MAX_UNCOMMITTED, Store, StoredEvent
 from .wire import frame

@@ -9,193 +9,18 @@ syntax second (`bad-topic`). Unknown keys are ignored.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
-import cbor2
+from .errors import ScalarError, UnknownType
+from .events import CTYPES, KINDS, Event
+from .fields import Fields, omit_none
+from .wire import CborMap
 
-from . import ids
-from .errors import BadMessage, ScalarError, UnknownType
-from .wire import CborMap, canonical, head, map_items
-
-KINDS = frozenset({"text", "action", "notice", "presence"})
-CTYPES = frozenset({"text/plain", "text/markdown"})
 MAX_NICK = 64
-MAX_LIMIT = 1000
-RID_MAX = 2**32
 
 T = TypeVar("T")
-
-
-class _Fields:
-    """Reads typed fields out of one map, failing with the map's rid."""
-
-    def __init__(self, m: CborMap) -> None:
-        self.m = m
-        rid = m.get("rid")
-        if "rid" in m and not (type(rid) is int and 0 <= rid < RID_MAX):
-            raise BadMessage("rid must be an unsigned integer below 2^32")
-        self.rid: int | None = rid
-
-    def nested(self, m: CborMap) -> _Fields:
-        """Typed getters over a map inside this one, failing with this map's rid."""
-        inner = _Fields({})
-        inner.m, inner.rid = m, self.rid
-        return inner
-
-    def fail(self, text: str) -> BadMessage:
-        return BadMessage(text, rid=self.rid)
-
-    def _get(self, key: str, check: Callable[[Any], bool], what: str, required: bool) -> Any:
-        if key not in self.m:
-            if required:
-                raise self.fail(f"missing field {key!r}")
-            return None
-        value = self.m[key]
-        if not check(value):
-            raise self.fail(f"field {key!r} must be {what}")
-        return value
-
-    def text(self, key: str, required: bool = False) -> Any:
-        return self._get(key, lambda v: isinstance(v, str), "text", required)
-
-    def integer(self, key: str, required: bool = False) -> Any:
-        return self._get(key, lambda v: type(v) is int, "an integer", required)
-
-    def uint(self, key: str, required: bool = False) -> Any:
-        return self._get(key, lambda v: type(v) is int and v >= 0, "an unsigned integer", required)
-
-    def id32(self, key: str) -> Any:
-        return self._get(key, lambda v: isinstance(v, bytes) and len(v) == 32, "32 bytes", False)
-
-    def map(self, key: str, required: bool = False) -> Any:
-        return self._get(key, lambda v: isinstance(v, dict), "a map", required)
-
-    def boolean(self, key: str, required: bool = False) -> Any:
-        return self._get(key, lambda v: isinstance(v, bool), "a boolean", required)
-
-    def array(self, key: str, required: bool = False) -> Any:
-        return self._get(key, lambda v: isinstance(v, list), "an array", required)
-
-    def limit(self, default: int) -> int:
-        value = self.integer("limit")
-        if value is None:
-            return default
-        if value <= 0:
-            raise self.fail("limit must be at least 1")
-        return int(min(value, MAX_LIMIT))
-
-    def topic(self, key: str, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return ids.normalise(value)
-        except ScalarError as exc:
-            raise exc.with_rid(self.rid) from None
-
-
-def _omit_none(m: dict[str, Any]) -> CborMap:
-    return {k: v for k, v in m.items() if v is not None}
-
-
-# --- events -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """What subscribers get: in `event` frames and in `history` replies."""
-
-    id: bytes
-    topic: str
-    seq: int
-    sender: str
-    time: int
-    body: str
-    kind: str = "text"
-    nick: str | None = None
-    reply_to: bytes | None = None
-    ctype: str | None = None
-    origin: str | None = None
-
-    @staticmethod
-    def core_map(
-        *,
-        topic: str,
-        seq: int,
-        sender: str,
-        time: int,
-        body: str,
-        kind: str = "text",
-        nick: str | None = None,
-        reply_to: bytes | None = None,
-        ctype: str | None = None,
-        origin: str | None = None,
-    ) -> CborMap:
-        """The map an id is computed over: absent optionals omitted, never null."""
-        return _omit_none(
-            {
-                "topic": topic,
-                "seq": seq,
-                "from": sender,
-                "time": time,
-                "kind": kind,
-                "body": body,
-                "nick": nick,
-                "reply_to": reply_to,
-                "ctype": None if ctype == "text/plain" else ctype,
-                "origin": origin,
-            }
-        )
-
-    def to_map(self) -> CborMap:
-        m = Event.core_map(
-            topic=self.topic,
-            seq=self.seq,
-            sender=self.sender,
-            time=self.time,
-            body=self.body,
-            kind=self.kind,
-            nick=self.nick,
-            reply_to=self.reply_to,
-            ctype=self.ctype,
-            origin=self.origin,
-        )
-        m["id"] = self.id
-        return m
-
-    def expected_id(self) -> bytes:
-        m = self.to_map()
-        del m["id"]
-        return compute_id(m)
-
-    @property
-    def content_type(self) -> str:
-        return self.ctype or "text/plain"
-
-    @classmethod
-    def from_map(cls, m: CborMap) -> Event:
-        f = _Fields(m)
-        ident = f._get("id", lambda v: isinstance(v, bytes) and len(v) == 32, "32 bytes", True)
-        kind = f.text("kind") or "text"
-        return cls(
-            id=ident,
-            topic=f.text("topic", True),
-            seq=f.uint("seq", True),
-            sender=f.text("from", True),
-            time=f.integer("time", True),
-            body=f.text("body", True),
-            kind=kind,
-            nick=f.text("nick"),
-            reply_to=f.id32("reply_to"),
-            ctype=f.text("ctype"),
-            origin=f.text("origin"),
-        )
-
-
-def compute_id(core: CborMap) -> bytes:
-    return hashlib.sha256(canonical(core)).digest()
 
 
 # --- requests (client -> server) --------------------------------------------
@@ -223,7 +48,7 @@ class Ident(Message):
 
     def to_map(self) -> CborMap:
         auth = None if self.method is None else {"method": self.method, "secret": self.secret}
-        return _omit_none(
+        return omit_none(
             {
                 "t": self.t,
                 "rid": self.rid,
@@ -235,7 +60,7 @@ class Ident(Message):
         )
 
     @classmethod
-    def parse(cls, f: _Fields) -> Ident:
+    def parse(cls, f: Fields) -> Ident:
         v = f.integer("v", True)
         ident = f.text("id")
         auth = f.map("auth")
@@ -255,10 +80,10 @@ class Sub(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid, "topic": self.topic})
+        return omit_none({"t": self.t, "rid": self.rid, "topic": self.topic})
 
     @classmethod
-    def parse(cls, f: _Fields) -> Sub:
+    def parse(cls, f: Fields) -> Sub:
         topic = f.text("topic", True)
         return cls(topic=f.topic("topic", topic) or "", rid=f.rid)
 
@@ -270,10 +95,10 @@ class Unsub(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid, "topic": self.topic})
+        return omit_none({"t": self.t, "rid": self.rid, "topic": self.topic})
 
     @classmethod
-    def parse(cls, f: _Fields) -> Unsub:
+    def parse(cls, f: Fields) -> Unsub:
         topic = f.text("topic", True)
         if topic == "*":
             return cls(topic="*", rid=f.rid)
@@ -293,7 +118,7 @@ class Msg(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none(
+        return omit_none(
             {
                 "t": self.t,
                 "rid": self.rid,
@@ -308,7 +133,7 @@ class Msg(Message):
         )
 
     @classmethod
-    def parse(cls, f: _Fields) -> Msg:
+    def parse(cls, f: Fields) -> Msg:
         topic = f.text("topic", True)
         body = f.text("body", True)
         kind = f.text("kind")
@@ -346,7 +171,7 @@ class Topics(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none(
+        return omit_none(
             {
                 "t": self.t,
                 "rid": self.rid,
@@ -357,7 +182,7 @@ class Topics(Message):
         )
 
     @classmethod
-    def parse(cls, f: _Fields) -> Topics:
+    def parse(cls, f: Fields) -> Topics:
         offset = f.uint("offset") or 0
         limit = f.limit(100)
         prefix = f.text("prefix")
@@ -377,7 +202,7 @@ class Catchup(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none(
+        return omit_none(
             {
                 "t": self.t,
                 "rid": self.rid,
@@ -390,7 +215,7 @@ class Catchup(Message):
         )
 
     @classmethod
-    def parse(cls, f: _Fields) -> Catchup:
+    def parse(cls, f: Fields) -> Catchup:
         topic = f.text("topic", True)
         after = f.uint("after")
         before = f.uint("before")
@@ -415,10 +240,10 @@ class Ping(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid, "time": self.time})
+        return omit_none({"t": self.t, "rid": self.rid, "time": self.time})
 
     @classmethod
-    def parse(cls, f: _Fields) -> Ping:
+    def parse(cls, f: Fields) -> Ping:
         return cls(time=f.integer("time"), rid=f.rid)
 
 
@@ -429,10 +254,10 @@ class Pong(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid, "time": self.time})
+        return omit_none({"t": self.t, "rid": self.rid, "time": self.time})
 
     @classmethod
-    def parse(cls, f: _Fields) -> Pong:
+    def parse(cls, f: Fields) -> Pong:
         return cls(time=f.integer("time"), rid=f.rid)
 
 
@@ -443,10 +268,10 @@ class Bye(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid, "reason": self.reason})
+        return omit_none({"t": self.t, "rid": self.rid, "reason": self.reason})
 
     @classmethod
-    def parse(cls, f: _Fields) -> Bye:
+    def parse(cls, f: Fields) -> Bye:
         return cls(reason=f.text("reason"), rid=f.rid)
 
 
@@ -474,7 +299,7 @@ class Welcome(Message):
 
     def to_map(self) -> CborMap:
         lim = self.limits
-        return _omit_none(
+        return omit_none(
             {
                 "t": self.t,
                 "rid": self.rid,
@@ -491,7 +316,7 @@ class Welcome(Message):
         )
 
     @classmethod
-    def parse(cls, f: _Fields) -> Welcome:
+    def parse(cls, f: Fields) -> Welcome:
         lf = f.nested(f.map("limits") or {})
         return cls(
             id=f.text("id", True),
@@ -513,7 +338,7 @@ class Meta(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none(
+        return omit_none(
             {
                 "t": self.t,
                 "rid": self.rid,
@@ -526,7 +351,7 @@ class Meta(Message):
         )
 
     @classmethod
-    def parse(cls, f: _Fields) -> Meta:
+    def parse(cls, f: Fields) -> Meta:
         return cls(
             topic=f.text("topic", True),
             seq=f.uint("seq", True),
@@ -543,10 +368,10 @@ class Ok(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid})
+        return omit_none({"t": self.t, "rid": self.rid})
 
     @classmethod
-    def parse(cls, f: _Fields) -> Ok:
+    def parse(cls, f: Fields) -> Ok:
         return cls(rid=f.rid)
 
 
@@ -557,7 +382,7 @@ class TopicInfo:
     title: str | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none(
+        return omit_none(
             {"topic": self.topic, "subscribers": self.subscribers, "title": self.title}
         )
 
@@ -573,7 +398,7 @@ class TopicList(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none(
+        return omit_none(
             {
                 "t": self.t,
                 "rid": self.rid,
@@ -584,7 +409,7 @@ class TopicList(Message):
         )
 
     @classmethod
-    def parse(cls, f: _Fields) -> TopicList:
+    def parse(cls, f: Fields) -> TopicList:
         items = []
         for raw in f.array("items", True):
             if not isinstance(raw, dict):
@@ -610,7 +435,7 @@ class History(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none(
+        return omit_none(
             {
                 "t": self.t,
                 "rid": self.rid,
@@ -622,7 +447,7 @@ class History(Message):
         )
 
     @classmethod
-    def parse(cls, f: _Fields) -> History:
+    def parse(cls, f: Fields) -> History:
         events = []
         for raw in f.array("events", True):
             if not isinstance(raw, dict):
@@ -646,10 +471,10 @@ class EventFrame(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none({"t": self.t, "rid": self.rid, **self.event.to_map()})
+        return omit_none({"t": self.t, "rid": self.rid, **self.event.to_map()})
 
     @classmethod
-    def parse(cls, f: _Fields) -> EventFrame:
+    def parse(cls, f: Fields) -> EventFrame:
         return cls(event=Event.from_map(f.m), rid=f.rid)
 
 
@@ -662,7 +487,7 @@ class Error(Message):
     rid: int | None = None
 
     def to_map(self) -> CborMap:
-        return _omit_none(
+        return omit_none(
             {
                 "t": self.t,
                 "rid": self.rid,
@@ -673,7 +498,7 @@ class Error(Message):
         )
 
     @classmethod
-    def parse(cls, f: _Fields) -> Error:
+    def parse(cls, f: Fields) -> Error:
         return cls(
             code=f.text("code", True),
             text=f.text("text") or "",
@@ -691,17 +516,17 @@ class Error(Message):
 Request = Ident | Sub | Unsub | Msg | Topics | Catchup | Ping | Pong | Bye
 Reply = Welcome | Meta | Ok | TopicList | History | EventFrame | Error | Ping | Pong | Bye
 
-_REQUESTS: dict[str, Callable[[_Fields], Request]] = {
+_REQUESTS: dict[str, Callable[[Fields], Request]] = {
     c.t: c.parse for c in (Ident, Sub, Unsub, Msg, Topics, Catchup, Ping, Pong, Bye)
 }
-_REPLIES: dict[str, Callable[[_Fields], Reply]] = {
+_REPLIES: dict[str, Callable[[Fields], Reply]] = {
     c.t: c.parse
     for c in (Welcome, Meta, Ok, TopicList, History, EventFrame, Error, Ping, Pong, Bye)
 }
 
 
-def _lookup(m: CborMap, table: dict[str, Callable[[_Fields], T]]) -> tuple[str, _Fields]:
-    f = _Fields(m)
+def _lookup(m: CborMap, table: dict[str, Callable[[Fields], T]]) -> tuple[str, Fields]:
+    f = Fields(m)
     t = m.get("t")
     if not isinstance(t, str):
         raise f.fail("missing text field 't'")
@@ -710,7 +535,7 @@ def _lookup(m: CborMap, table: dict[str, Callable[[_Fields], T]]) -> tuple[str, 
     return t, f
 
 
-def _parse(m: CborMap, table: dict[str, Callable[[_Fields], T]]) -> T:
+def _parse(m: CborMap, table: dict[str, Callable[[Fields], T]]) -> T:
     t, f = _lookup(m, table)
     return table[t](f)
 
@@ -728,41 +553,3 @@ def parse_request(m: CborMap) -> Request:
 def parse_reply(m: CborMap) -> Reply:
     """A decoded map from a server -> typed message (client side)."""
     return _parse(m, _REPLIES)
-
-
-# --- events encoded once, delivered many times ----------------------------------
-
-_T_EVENT = cbor2.dumps("t") + cbor2.dumps("event")
-_RID_KEY = cbor2.dumps("rid")
-_ID_KEY = cbor2.dumps("id")
-
-
-@dataclass(frozen=True, slots=True)
-class EncodedEvent:
-    """An event's CBOR, computed once: what is stored, fanned out and echoed.
-
-    `pairs` are the encoded key/value pairs of the event map (id first, which
-    is also the canonical position), so a frame is a map header plus `t`
-    (and `rid`) plus these bytes, with no re-encoding per subscriber.
-    """
-
-    id: bytes
-    count: int
-    pairs: bytes
-
-    @classmethod
-    def build(cls, core: CborMap) -> EncodedEvent:
-        core_bytes = canonical(core)
-        eid = hashlib.sha256(core_bytes).digest()
-        n, pairs = map_items(core_bytes)
-        return cls(eid, n + 1, _ID_KEY + cbor2.dumps(eid) + pairs)
-
-    @property
-    def stored(self) -> bytes:
-        """The event map alone, as kept in history (canonical CBOR)."""
-        return head(5, self.count) + self.pairs
-
-    def frame_body(self, rid: int | None = None) -> bytes:
-        if rid is None:
-            return head(5, self.count + 1) + _T_EVENT + self.pairs
-        return head(5, self.count + 2) + _T_EVENT + _RID_KEY + cbor2.dumps(rid) + self.pairs

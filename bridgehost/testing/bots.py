@@ -27,7 +27,7 @@ from ..bots.api import Bot
 from ..bots.host import BotHost
 from ..config import BotConfig
 from ..scalar.client import Client
-from ..scalar.messages import Event
+from ..scalar.events import Event
 from . import DOMAIN, Running, running
 
 DEFAULT_CHANNEL = "test"

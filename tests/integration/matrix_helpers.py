@@ -11,7 +11,7 @@ from nio import AsyncClient, MessageDirection, RoomMessagesResponse, SyncRespons
 
 from bridgehost.adapters.matrix import MatrixAdapter
 from bridgehost.scalar.client import Client
-from bridgehost.scalar.messages import Event
+from bridgehost.scalar.events import Event
 from bridgehost.testing import Running
 from tests.servers.synapse import Synapse
 from tests.servers.synapse_fixtures import MatrixUser, unique_localpart

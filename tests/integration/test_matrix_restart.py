@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from bridgehost.scalar.client import Client, connect
-from bridgehost.scalar.messages import Event
+from bridgehost.scalar.events import Event
 from bridgehost.testing import running
 from tests.servers.synapse_fixtures import MatrixUsers
 

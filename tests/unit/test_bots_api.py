@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 
 from bridgehost.bots import Bot, Context, command, every, on_message
-from bridgehost.scalar.messages import Event
+from bridgehost.scalar.events import Event
 
 
 class Base(Bot):

@@ -2,7 +2,7 @@
 
 from bridgehost.bots.api import BotCommands, CommandInfo
 from bridgehost.bots.directory import HostDirectory, manifest_body, parse_manifest
-from bridgehost.scalar.messages import Event
+from bridgehost.scalar.events import Event
 
 
 def manifest_event(sender: str, body: str, kind: str = "notice") -> Event:

@@ -10,7 +10,7 @@ import pytest
 from bridgehost.bots import Bot, Context, command, every, on_message
 from bridgehost.bots.runner import BotRunner, RunSettings
 from bridgehost.scalar.client import Client
-from bridgehost.scalar.messages import Event
+from bridgehost.scalar.events import Event
 
 ME, TOPIC = "!rec@d", "#a@d"
 

@@ -15,7 +15,7 @@ from bridgehost.adapters.fs.lines import (
     stamp,
     utf8_cut,
 )
-from bridgehost.scalar.messages import Event
+from bridgehost.scalar.events import Event
 
 T = 1_700_000_000_123  # 2023-11-14 22:13:20 UTC
 

@@ -21,7 +21,7 @@ from bridgehost.adapters.matrix.events import (
     truncate_utf8,
     txn_id,
 )
-from bridgehost.scalar.messages import Event
+from bridgehost.scalar.events import Event
 
 HS = "https://matrix.example.org"
 ME = "@bridge:example.org"

@@ -8,6 +8,7 @@ from typing import Any
 import cbor2
 import pytest
 
+from bridgehost.scalar import events as ev
 from bridgehost.scalar import messages as m
 from bridgehost.scalar.errors import BadMessage, BadTopic, UnknownType
 from bridgehost.scalar.wire import canonical
@@ -80,23 +81,23 @@ def test_limit_is_capped_at_1000() -> None:
 
 
 def test_event_core_omits_absent_fields_and_plain_ctype() -> None:
-    core = m.Event.core_map(topic="#a@x", seq=1, sender="a@x", time=5, body="hi",
+    core = ev.Event.core_map(topic="#a@x", seq=1, sender="a@x", time=5, body="hi",
                             ctype="text/plain")
     assert core == {"topic": "#a@x", "seq": 1, "from": "a@x", "time": 5, "kind": "text",
                     "body": "hi"}
 
 
 def test_encoded_event_frames() -> None:
-    core = m.Event.core_map(topic="#a@x", seq=3, sender="!b@x", time=5, body="hi", nick="N",
+    core = ev.Event.core_map(topic="#a@x", seq=3, sender="!b@x", time=5, body="hi", nick="N",
                             origin="irc:a/#a", reply_to=b"\x01" * 32, ctype="text/markdown")
-    enc = m.EncodedEvent.build(core)
+    enc = ev.EncodedEvent.build(core)
     assert enc.id == hashlib.sha256(cbor2.dumps(core, canonical=True)).digest()
     stored = cbor2.loads(enc.stored)
     assert stored == {**core, "id": enc.id}
     assert enc.stored == cbor2.dumps(stored, canonical=True)
     assert cbor2.loads(enc.frame_body()) == {"t": "event", **stored}
     assert cbor2.loads(enc.frame_body(rid=9)) == {"t": "event", "rid": 9, **stored}
-    event = m.Event.from_map(stored)
+    event = ev.Event.from_map(stored)
     assert event.expected_id() == enc.id
     assert (event.sender, event.nick, event.ctype, event.content_type) == (
         "!b@x", "N", "text/markdown", "text/markdown")
@@ -116,7 +117,7 @@ def test_golden_event_vectors() -> None:
     assert len(vectors) >= 3
     for vec in vectors:
         core = _from_json(vec["core"])
-        enc = m.EncodedEvent.build(core)
+        enc = ev.EncodedEvent.build(core)
         assert canonical(core).hex() == vec["canonical_hex"], vec["name"]
         assert enc.id.hex() == vec["id_hex"], vec["name"]
         assert enc.frame_body().hex() == vec["event_frame_hex"], vec["name"]
@@ -158,7 +159,7 @@ def test_golden_vectors_agree_with_an_independent_encoder() -> None:
 
 
 def test_replies_roundtrip() -> None:
-    event = m.Event(id=b"\x02" * 32, topic="#a@x", seq=1, sender="a@x", time=1, body="b")
+    event = ev.Event(id=b"\x02" * 32, topic="#a@x", seq=1, sender="a@x", time=1, body="b")
     for msg in [
         m.Welcome(id="a@x", server="s", limits=m.Limits(16382, 5, 20, 500), rid=1),
         m.Meta(topic="#a@x", seq=3, subscribers=2, history=True, title="T", rid=2),

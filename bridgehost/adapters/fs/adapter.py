@@ -29,7 +29,7 @@ from ...config import Bridge, FsAccount, Link
 from ...scalar import ids
 from ...scalar.client import Client
 from ...scalar.errors import BadTopic, ConnectionClosed, RateLimited, ScalarError
-from ...scalar.messages import Event
+from ...scalar.events import Event
 from ..base import AdapterContext, LinkStatus, ScalarSide, origin_of
 from .fifo import FifoReader
 from .files import append, ensure_dir, write_atomic

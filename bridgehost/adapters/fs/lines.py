@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ...scalar.messages import Event
+from ...scalar.events import Event
 
 MAX_LINE_BYTES = 12 * 1024
 """Longest body published from one line of `in`: a frame holds 16382 bytes

@@ -24,7 +24,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from ...config import Bridge, IrcAccount, Link
-from ...scalar.messages import Event
+from ...scalar.events import Event
 from ...scalar.tasks import TaskSet
 from ..base import AdapterContext, LinkStatus, OutQueue, ScalarSide
 from ..formatting import NICK_BUDGET, Rendered, irc_to_scalar, render_lines, text_budget

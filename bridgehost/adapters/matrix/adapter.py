@@ -42,7 +42,7 @@ from nio import (
 
 from ...config import Bridge, Link, MatrixAccount
 from ...scalar.errors import ScalarError
-from ...scalar.messages import Event
+from ...scalar.events import Event
 from ..base import AdapterContext, LinkStatus, ScalarSide
 from .eventmap import EventMap
 from .events import (

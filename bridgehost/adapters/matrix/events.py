@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ...scalar.messages import Event
+from ...scalar.events import Event
 from .render import (
     html_to_markdown,
     html_to_text,
