@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import statistics
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,30 @@ async def test_formatting_stripped_or_markdown_and_bad_utf8_replaced(
         assert event.body == "caf\ufffd \ufffd\ufffd ok \u00e9"
         await irc.privmsg("#plain", "after")
         assert (await scalar.next_event(5)).body == "after"
+
+
+async def test_latency_stays_low_after_the_bridge_spoke(tmp_path: Path, ircd: InspIRCd) -> None:
+    """InspIRCd sends with Nagle: without immediate ACKs from the bridge, a line
+    to it right after an echo of its own waits for a delayed ACK (~40 ms)."""
+    overrides = bridge_config(
+        {"net": irc_account(ircd)}, [("room", [{"account": "net", "target": "#room"}])]
+    )
+    async with running(tmp_path, overrides) as srv, RawIRC(ircd.host, ircd.port, "alice") as irc:
+        await irc.connect()
+        await irc.join("#room")
+        await wait_joined(srv)
+        scalar = await srv.client("bob")
+        room = srv.channel("room")
+        await scalar.sub(room)
+        loop = asyncio.get_running_loop()
+        delays = []
+        for i in range(15):
+            mark = irc.mark()
+            await scalar.publish(room, f"out {i}")
+            await irc.wait_for(lambda m: m.command == "PRIVMSG", since=mark)
+            await asyncio.sleep(0.002)
+            start = loop.time()
+            await irc.privmsg("#room", f"in {i}")
+            assert (await scalar.next_event(5)).body == f"in {i}"
+            delays.append(loop.time() - start)
+        assert statistics.median(delays) < 0.02, delays

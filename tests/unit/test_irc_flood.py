@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from bridgehost.adapters.irc.connection import fold, nick_candidates, sasl_plain_chunks
 from bridgehost.adapters.irc.flood import TokenBucket
+from bridgehost.adapters.irc.protocol import fold, nick_candidates, sasl_plain_chunks
 
 
 class Clock:

@@ -28,8 +28,9 @@ from ...scalar.events import Event
 from ...scalar.tasks import TaskSet
 from ..base import AdapterContext, LinkStatus, OutQueue, ScalarSide
 from ..formatting import NICK_BUDGET, Rendered, irc_to_scalar, render_lines, text_budget
-from .connection import IrcConnection, RegistrationFailed, fold, nick_candidates
+from .connection import IrcConnection, RegistrationFailed
 from .flood import TokenBucket
+from .protocol import fold, nick_candidates
 
 log = logging.getLogger(__name__)
 

@@ -10,47 +10,33 @@ straight to the transport and are never logged.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from irc.client import Event, NickMask, ServerNotConnectedError, is_channel
 from irc.client_aio import AioConnection, AioReactor
-from irc.events import Command
 from jaraco.stream.buffer import DecodingLineBuffer
 
 from ...config import IrcAccount
 from .flood import TokenBucket
+from .protocol import (
+    JOIN_ERROR_TEXT,
+    JOIN_ERRORS,
+    NICK_ERRORS,
+    SASL_FAILURES,
+    WANTED_CAPS,
+    fold,
+    nick_candidates,
+    sasl_plain_chunks,
+)
 
 log = logging.getLogger(__name__)
 
-_JOIN_ERRORS = {
-    str(Command.lookup(code)): code
-    for code in ("403", "405", "437", "471", "473", "474", "475", "477", "489", "520")
-}
-_JOIN_ERROR_TEXT = {
-    "403": "no such channel",
-    "405": "joined too many channels",
-    "437": "channel temporarily unavailable",
-    "471": "channel is full (+l)",
-    "473": "channel is invite only (+i)",
-    "474": "banned from channel (+b)",
-    "475": "bad channel key (+k)",
-    "477": "channel needs a registered nick",
-    "489": "channel needs a TLS connection",
-    "520": "channel needs operator status",
-}
-_NICK_ERRORS = {"nicknameinuse", "erroneusnickname", "unavailresource", "nickcollision"}
-_SASL_FAILURES = {
-    "saslfail": "904",
-    "sasltoolong": "905",
-    "saslaborted": "906",
-    "nicklocked": "902",
-}
-_WANTED_CAPS = ("echo-message",)
+TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 
 class RegistrationFailed(Exception):
@@ -72,28 +58,6 @@ class Listener(Protocol):
     def on_join_error(self, channel: str, reason: str) -> None: ...
 
     def on_removed(self, channel: str, reason: str) -> None: ...
-
-
-def fold(name: str) -> str:
-    """RFC 1459 case folding, as IRC servers compare nicks and channels."""
-    return name.lower().translate(str.maketrans("[]\\~", "{}|^"))
-
-
-def sasl_plain_chunks(username: str, password: str) -> list[str]:
-    """AUTHENTICATE arguments for PLAIN: base64 in 400-byte chunks, '+' after a full one."""
-    blob = base64.b64encode(f"{username}\0{username}\0{password}".encode()).decode("ascii")
-    chunks = [blob[i : i + 400] for i in range(0, len(blob), 400)]
-    if not chunks or len(chunks[-1]) == 400:
-        chunks.append("+")
-    return chunks
-
-
-def nick_candidates(nick: str, alternates: tuple[str, ...], count: int = 8) -> list[str]:
-    """The configured nick, the alternates, then `nick_`, `nick__`, `nick1`, `nick2`, ..."""
-    out = [nick, *alternates]
-    out += [nick + "_" * i for i in (1, 2)]
-    out += [f"{nick}{i}" for i in range(1, count)]
-    return list(dict.fromkeys(out))
 
 
 class _ReplacingBuffer(DecodingLineBuffer):  # type: ignore[misc]
@@ -175,6 +139,7 @@ class IrcConnection:
         self._mark: tuple[str, int] | None = None
         self._pings = 0
         self._acked = asyncio.Event()
+        self._quickack: Any = None
         self._nicks = nick_candidates(account.nick, account.alt_nicks)
         self._nick_index = 0
         self._cap_done = False
@@ -195,6 +160,13 @@ class IrcConnection:
 
     def heard(self) -> None:
         self.last_heard = self.loop.time()
+        if self._quickack is not None:
+            # Linux falls back to delayed ACKs after a while; renewing the flag
+            # after each read keeps ACKs immediate. Otherwise a server that
+            # uses Nagle (InspIRCd does) holds the next line to us until our
+            # delayed ACK of its last one (e.g. an echo): +40 ms per message.
+            with contextlib.suppress(OSError):
+                self._quickack.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
 
     def is_me(self, nick: str) -> bool:
         return fold(nick) == fold(self.nick)
@@ -222,6 +194,12 @@ class IrcConnection:
             server_hostname=address[0] if context else None,
         )
         self.conn.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):  # one line per chat message: no Nagle delay
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if TCP_QUICKACK is not None:
+                self._quickack = sock
         if self.account.password:
             self.write(f"PASS :{self.account.password}", secret=True)
         self.write("CAP LS 302")
@@ -374,17 +352,17 @@ class IrcConnection:
         handler: Callable[[Any], None] | None = getattr(self, f"_on_{event.type}", None)
         if handler is not None:
             handler(event)
-        elif event.type in _NICK_ERRORS and not self._registered.done():
+        elif event.type in NICK_ERRORS and not self._registered.done():
             self._nick_rejected(event)
-        elif event.type in _SASL_FAILURES:
+        elif event.type in SASL_FAILURES:
             text = event.arguments[-1] if event.arguments else event.type
-            code = _SASL_FAILURES[event.type]
+            code = SASL_FAILURES[event.type]
             self._fail(f"SASL authentication failed ({code}: {text})", auth=True)
-        elif event.type in _JOIN_ERRORS and event.arguments and is_channel(event.arguments[0]):
-            code = _JOIN_ERRORS[event.type]
+        elif event.type in JOIN_ERRORS and event.arguments and is_channel(event.arguments[0]):
+            code = JOIN_ERRORS[event.type]
             channel = event.arguments[0]
             text = event.arguments[-1] if len(event.arguments) > 1 else ""
-            why = _JOIN_ERROR_TEXT.get(code, text)
+            why = JOIN_ERROR_TEXT.get(code, text)
             self.listener.on_join_error(channel, f"cannot join {channel}: {why} ({code} {text})")
 
     def _on_disconnect(self, event: Any) -> None:
@@ -421,7 +399,7 @@ class IrcConnection:
                 self._cap_end()
 
     def _request_caps(self) -> None:
-        wanted = [c for c in _WANTED_CAPS if c in self.caps_offered]
+        wanted = [c for c in WANTED_CAPS if c in self.caps_offered]
         if self.account.sasl_password is not None:
             mechs = self.caps_offered.get("sasl", "missing")
             if "sasl" not in self.caps_offered or (mechs and "PLAIN" not in mechs.split(",")):
