@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bridgehost.scalar.client import Client
 from bridgehost.testing import Running, running
 from tests.servers.fixtures import IRCdFactory
 from tests.servers.ircd import InspIRCd, RawIRC
@@ -29,7 +30,7 @@ from .irc_helpers import (
 pytestmark = pytest.mark.ircd
 
 
-async def _publisher(srv: Running, channel: str = "room"):  # type: ignore[no-untyped-def]
+async def _publisher(srv: Running, channel: str = "room") -> Client:
     alice = await srv.client("alice")
     await alice.sub(srv.channel(channel))
     return alice
@@ -218,3 +219,28 @@ async def test_a_hung_server_is_detected_by_the_keepalive(tmp_path: Path, ircd: 
         finally:
             os.kill(ircd.pid, signal.SIGCONT)
         await wait_joined(srv, 20)
+
+
+async def test_a_line_the_server_refuses_is_reported(
+    tmp_path: Path, ircd_factory: IRCdFactory
+) -> None:
+    ircd = ircd_factory(extra_config=OPER_CONFIG)
+    async with RawIRC(ircd.host, ircd.port, "op") as op:
+        await op.connect()
+        await op.join("#room")
+        await make_op(op, "#room")
+        account = irc_account(ircd)
+        overrides = bridge_config(
+            {"net": account}, [("room", [{"account": "net", "target": "#room"}])]
+        )
+        async with running(tmp_path, overrides) as srv:
+            await wait_joined(srv)
+            mark = op.mark()
+            await op.send("MODE #room +m")
+            await op.wait_for(lambda m: m.command == "MODE", since=mark)
+            alice = await _publisher(srv)
+            await alice.publish(srv.channel("room"), "am I muted?")
+            status = statuses(srv)[0]
+            await wait_until(lambda: status.last_error is not None, 5, "refusal reported")
+            assert "cannot send to #room" in (status.last_error or "")
+            assert status.state == "joined" and status.queued == 0

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bridgehost.config import ConfigError, IrcAccount, parse_config
+from bridgehost.config import Config, ConfigError, IrcAccount, parse_config
 
 
-def _parse(account: dict[str, object], links: list[dict[str, object]] | None = None):  # type: ignore[no-untyped-def]
+def _parse(account: dict[str, object], links: list[dict[str, object]] | None = None) -> Config:
     raw = {
         "server": {"domain": "x.example"},
         "accounts": {"net": {"type": "irc", "host": "irc.example.org", "nick": "bh", **account}},

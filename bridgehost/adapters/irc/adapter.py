@@ -237,6 +237,12 @@ class IrcAdapter:
             lk.removed_reason = reason
             lk.removed.set()
 
+    def on_refused(self, channel: str, reason: str) -> None:
+        """The server dropped a line of ours (moderated channel, +n, ...): say so."""
+        lk = self.links.get(fold(channel))
+        if lk is not None:
+            lk.status.set(lk.status.state, reason)
+
     # --- relaying -----------------------------------------------------------------------------
 
     async def _publisher(self) -> None:

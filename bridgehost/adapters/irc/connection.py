@@ -59,6 +59,8 @@ class Listener(Protocol):
 
     def on_removed(self, channel: str, reason: str) -> None: ...
 
+    def on_refused(self, channel: str, reason: str) -> None: ...
+
 
 class _ReplacingBuffer(DecodingLineBuffer):  # type: ignore[misc]
     """Invalid UTF-8 from IRC decodes with U+FFFD instead of raising."""
@@ -496,6 +498,12 @@ class IrcConnection:
             self.listener.on_removed(
                 event.target, f"kicked from {event.target} by {event.source.nick}: {reason}"
             )
+
+    def _on_cannotsendtochan(self, event: Any) -> None:
+        if event.arguments and is_channel(event.arguments[0]):
+            channel = event.arguments[0]
+            text = event.arguments[-1] if len(event.arguments) > 1 else ""
+            self.listener.on_refused(channel, f"cannot send to {channel}: {text} (404)")
 
     def _on_part(self, event: Any) -> None:
         if self.is_me(event.source.nick):
