@@ -2,9 +2,10 @@
 
 What the library leaves to us is done here: capability negotiation (CAP LS
 302, echo-message, SASL PLAIN) before NICK/USER, alternate nicks while
-registering, a keepalive that notices a server that went silent, and a send
-path that refuses CR, LF and NUL. Secrets (PASS, AUTHENTICATE, IDENTIFY) go
-straight to the transport and are never logged.
+registering, a keepalive that notices a server that went silent, and one
+write path that refuses CR, LF and NUL, paces lines (token bucket plus an
+in-flight window) and logs lines with secrets (PASS, AUTHENTICATE, IDENTIFY,
+JOIN with a key) by their command only.
 """
 
 from __future__ import annotations
