@@ -197,7 +197,7 @@ async def test_events_published_before_a_lost_checkpoint_are_not_published_again
 
         async def lost(next_batch: str) -> None:
             """Kept in memory only: as if the process died before writing it."""
-            mx._since = next_batch
+            mx.checkpoint.since = next_batch
 
         monkeypatch.setattr(mx, "_checkpoint", lost)
         for i in range(5):

@@ -20,7 +20,6 @@ Nothing lost, nothing replayed:
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import logging
 import random
@@ -41,9 +40,9 @@ from nio import (
 )
 
 from ...config import Bridge, Link, MatrixAccount
-from ...scalar.errors import ScalarError
 from ...scalar.events import Event
 from ..base import AdapterContext, LinkStatus, ScalarSide
+from .checkpoint import Checkpoint
 from .eventmap import EventMap
 from .events import (
     Inbound,
@@ -61,7 +60,6 @@ log = logging.getLogger(__name__)
 LONG_POLL_MS = 30_000
 TIMELINE_LIMIT = 100
 GAP_PAGES = 50
-CHECKPOINT_KEY = "sync"
 TRANSIENT: tuple[type[BaseException], ...] = (
     aiohttp.ClientError,
     asyncio.TimeoutError,
@@ -120,9 +118,7 @@ class MatrixAdapter:
         self._by_id: dict[str, _Room] = {}
         self._joined: set[str] = set()
         self._online = asyncio.Event()
-        self._since: str | None = None
-        self._seqs: dict[str, int] = {}
-        self._reconcile: dict[str, collections.deque[Event]] = {}
+        self.checkpoint = Checkpoint(ctx.kv, ctx.connect)
         self._client: AsyncClient | None = None
         self._publishing = asyncio.Lock()
         self.join_attempts = 0
@@ -159,13 +155,12 @@ class MatrixAdapter:
             raise
         self._client = client
         try:
-            await self._load_checkpoint()
-            fresh = self._since is None
+            fresh = not await self.checkpoint.load()
             if fresh:
                 await self._first_sync(client)
             await self._join_all(client)
             if not fresh:
-                await self._prepare_reconcile()
+                await self._find_unsaved()
             for room in self.rooms:
                 if room.link.outbound:
                     name = f"matrix-send-{room.link.target}"
@@ -194,7 +189,7 @@ class MatrixAdapter:
             try:
                 resp = await client.sync(
                     timeout=timeout_ms if self._online.is_set() else 0,
-                    since=self._since,
+                    since=self.checkpoint.since,
                     sync_filter=INITIAL_FILTER if initial else SYNC_FILTER,
                     full_state=full_state or None,
                 )
@@ -224,17 +219,7 @@ class MatrixAdapter:
         self._note_rooms(resp)
         channels = {room.bridge.channel for room in self.rooms if room.link.inbound}
         if channels:
-            scalar = await self.ctx.connect()
-            try:
-                for channel in channels:
-                    try:
-                        page = await scalar.catchup(channel, limit=1)
-                    except ScalarError:
-                        self._seqs[channel] = 0
-                    else:
-                        self._seqs[channel] = page.events[-1].seq if page.events else 0
-            finally:
-                await scalar.close()
+            await self.checkpoint.mark_heads(sorted(channels))
         await self._checkpoint(resp.next_batch)
 
     async def _sync_forever(self, client: AsyncClient, *, full_state: bool) -> None:
@@ -242,7 +227,7 @@ class MatrixAdapter:
         while True:
             resp = await self._sync(client, timeout_ms=timeout, full_state=full_state)
             await self._process(client, resp)
-            self._reconcile.clear()
+            self.checkpoint.forget_unsaved()
             await self._checkpoint(resp.next_batch)
             timeout, full_state = LONG_POLL_MS, False
 
@@ -285,8 +270,9 @@ class MatrixAdapter:
     ) -> None:
         events: list[Mapping[str, Any]] = [e.source for e in timeline.events]
         joined_at = own_join_index(events, self.user_id) if newly else None
-        if timeline.limited and self._since and joined_at is None and timeline.prev_batch:
-            gap = await self._fill_gap(client, room_id, self._since, timeline.prev_batch)
+        since = self.checkpoint.since
+        if timeline.limited and since and joined_at is None and timeline.prev_batch:
+            gap = await self._fill_gap(client, room_id, since, timeline.prev_batch)
             log.info(
                 "matrix %s: the homeserver cut the timeline of %s short; "
                 "filled a gap of %d event(s) from /messages",
@@ -348,12 +334,16 @@ class MatrixAdapter:
                     room.status.state, "the room is encrypted: encrypted messages are not bridged"
                 )
             return
-        made = inbound(
-            source,
-            markdown=room.link.markdown,
-            homeserver=self.account.homeserver,
-            redactions=self.account.redactions,
-        )
+        try:
+            made = inbound(
+                source,
+                markdown=room.link.markdown,
+                homeserver=self.account.homeserver,
+                redactions=self.account.redactions,
+            )
+        except Exception:  # one odd event must not stop the room (its batch would repeat)
+            log.exception("matrix %s: cannot convert event %s; skipped", self.name, event_id)
+            return
         if made is None:
             return
         reply_to = None
@@ -373,68 +363,39 @@ class MatrixAdapter:
                 reply_to=reply_to,
             )
             if event is not None:
-                self._seqs[event.topic] = max(self._seqs.get(event.topic, 0), event.seq)
+                self.checkpoint.published(event)
                 await self.map.remember(room_id, event_id, event.id)
 
     async def _already_published(
         self, room: _Room, room_id: str, event_id: str, made: Inbound
     ) -> bool:
         """After a crash: was this event published before its batch was checkpointed?"""
-        pending = self._reconcile.get(self.scalar.origin(room.link))
-        if not pending or pending[0].body != made.body:
+        done = self.checkpoint.take(self.scalar.origin(room.link), made.body)
+        if done is None:
             return False
-        done = pending.popleft()
         await self.map.remember(room_id, event_id, done.id)
         log.info("matrix %s: %s was relayed before the restart; not again", self.name, event_id)
         return True
+
+    async def _checkpoint(self, next_batch: str) -> None:
+        await self.checkpoint.save(next_batch)
+
+    async def _find_unsaved(self) -> None:
+        """Restart: which events were published after the checkpoint, before a crash."""
+        links = [
+            (room.bridge.channel, self.scalar.origin(room.link))
+            for room in self.rooms
+            if room.link.inbound
+        ]
+        if links and (found := await self.checkpoint.find_unsaved(links)):
+            log.info(
+                "matrix %s: %d event(s) were relayed after the last checkpoint", self.name, found
+            )
 
     def _display_name(self, room_id: str, user_id: str) -> str:
         room = self._client.rooms.get(room_id) if self._client is not None else None
         name = room.user_name(user_id) if room is not None else None
         return name if isinstance(name, str) and name else localpart(user_id)
-
-    # --- checkpoint and restart -----------------------------------------------------------
-
-    async def _load_checkpoint(self) -> None:
-        raw = await self.ctx.kv.get(CHECKPOINT_KEY)
-        if raw is None:
-            self._since = None
-            return
-        data = json.loads(raw)
-        self._since = str(data["since"])
-        self._seqs = {str(k): int(v) for k, v in data.get("seqs", {}).items()}
-
-    async def _checkpoint(self, next_batch: str) -> None:
-        self._since = next_batch
-        data = {"since": next_batch, "seqs": self._seqs}
-        await self.ctx.kv.set(CHECKPOINT_KEY, json.dumps(data).encode())
-
-    async def _prepare_reconcile(self) -> None:
-        """Find what was published after the checkpoint, before a crash."""
-        self._reconcile.clear()
-        wanted = [room for room in self.rooms if room.link.inbound]
-        if not wanted:
-            return
-        scalar = await self.ctx.connect()
-        try:
-            for room in wanted:
-                channel = room.bridge.channel
-                origin = self.scalar.origin(room.link)
-                found: collections.deque[Event] = collections.deque()
-                async for event in scalar.history_after(channel, self._seqs.get(channel, 0)):
-                    if event.origin == origin:
-                        found.append(event)
-                if found:
-                    self._reconcile[origin] = found
-                    self._seqs[channel] = max(self._seqs.get(channel, 0), found[-1].seq)
-                    log.info(
-                        "matrix %s: %d event(s) of %s were relayed after the last checkpoint",
-                        self.name,
-                        len(found),
-                        room.link.target,
-                    )
-        finally:
-            await scalar.close()
 
     # --- rooms and membership -------------------------------------------------------------
 
@@ -560,7 +521,12 @@ class MatrixAdapter:
         room_id = room.room_id
         assert room_id is not None
         reply = await self._reply_target(room_id, event.reply_to)
-        content = outbound(event, reply_event_id=reply)
+        try:
+            content = outbound(event, reply_event_id=reply)
+        except Exception:  # never let one event wedge the queue
+            log.exception("matrix %s: cannot convert event seq %d; dropped", self.name, event.seq)
+            room.status.set(room.status.state, f"dropped event seq {event.seq}: conversion failed")
+            return True
         resp = await client.room_send(room_id, "m.room.message", content, tx_id=txn_id(event))
         if isinstance(resp, RoomSendResponse):
             await self.map.remember(room_id, resp.event_id, event.id)
