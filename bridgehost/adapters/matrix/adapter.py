@@ -24,22 +24,18 @@ import json
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from nio import (
     AsyncClient,
-    JoinedRoomsResponse,
-    JoinResponse,
     MessageDirection,
     RoomMessagesResponse,
-    RoomResolveAliasResponse,
     RoomSendResponse,
     SyncResponse,
 )
 
-from ...config import Bridge, Link, MatrixAccount
+from ...config import MatrixAccount
 from ...scalar.events import Event
 from ..base import AdapterContext, LinkStatus, ScalarSide
 from .checkpoint import Checkpoint
@@ -53,6 +49,7 @@ from .events import (
     own_membership,
     txn_id,
 )
+from .rooms import Room, Rooms
 from .session import UNKNOWN_TOKEN, MatrixAuthError, MatrixSession, TokenRejected
 
 log = logging.getLogger(__name__)
@@ -83,18 +80,6 @@ INITIAL_FILTER: dict[str, Any] = {
 }
 
 
-@dataclass(eq=False)
-class _Room:
-    """One link's Matrix room and what we know of our membership in it."""
-
-    bridge: Bridge
-    link: Link
-    status: LinkStatus
-    room_id: str | None = None
-    joined: asyncio.Event = field(default_factory=asyncio.Event)
-    warned_encrypted: bool = False
-
-
 def _jitter(delay: float) -> float:
     return random.uniform(delay / 2, delay)
 
@@ -112,22 +97,24 @@ class MatrixAdapter:
         self.scalar = ScalarSide(ctx, self.account.queue)
         self.map = EventMap(ctx.kv)
         self.session = MatrixSession(self.account, ctx.config.server.data_dir)
-        self.rooms = [
-            _Room(bridge, link, self.scalar.status_of(link)) for bridge, link in ctx.links
-        ]
-        self._by_id: dict[str, _Room] = {}
-        self._joined: set[str] = set()
-        self._online = asyncio.Event()
+        self.rooms = Rooms(
+            self.name,
+            self.user_id,
+            [Room(bridge, link, self.scalar.status_of(link)) for bridge, link in ctx.links],
+        )
         self.checkpoint = Checkpoint(ctx.kv, ctx.connect)
         self._client: AsyncClient | None = None
         self._publishing = asyncio.Lock()
-        self.join_attempts = 0
         self.rate_limited = 0
         self.syncs = 0
         self.sync_failures = 0
 
     def status(self) -> list[LinkStatus]:
         return self.scalar.statuses()
+
+    @property
+    def join_attempts(self) -> int:
+        return self.rooms.join_attempts
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -151,14 +138,14 @@ class MatrixAdapter:
             log.error("matrix %s: %s; fix the config and restart", self.name, exc)
             await asyncio.Event().wait()
         except TRANSIENT as exc:
-            self._set_down(f"cannot log in: {_describe(exc)}")
+            self.rooms.set_down(f"cannot log in: {_describe(exc)}")
             raise
         self._client = client
         try:
             fresh = not await self.checkpoint.load()
             if fresh:
                 await self._first_sync(client)
-            await self._join_all(client)
+            await self.rooms.join_all(client)
             if not fresh:
                 await self._find_unsaved()
             for room in self.rooms:
@@ -167,10 +154,10 @@ class MatrixAdapter:
                     tg.create_task(self._sender(client, room), name=name)
             await self._sync_forever(client, full_state=not fresh)
         except TRANSIENT as exc:
-            self._set_down(_describe(exc))
+            self.rooms.set_down(_describe(exc))
             raise
         finally:
-            self._online.clear()
+            self.rooms.online.clear()
             self._client = None
             await client.close()
 
@@ -188,24 +175,24 @@ class MatrixAdapter:
         while True:
             try:
                 resp = await client.sync(
-                    timeout=timeout_ms if self._online.is_set() else 0,
+                    timeout=timeout_ms if self.rooms.online.is_set() else 0,
                     since=self.checkpoint.since,
                     sync_filter=INITIAL_FILTER if initial else SYNC_FILTER,
                     full_state=full_state or None,
                 )
             except TRANSIENT as exc:
                 self.sync_failures += 1
-                self._set_down(f"homeserver unreachable: {_describe(exc)}")
+                self.rooms.set_down(f"homeserver unreachable: {_describe(exc)}")
             else:
                 if isinstance(resp, SyncResponse):
                     self.syncs += 1
-                    self._set_online()
+                    self.rooms.set_online()
                     return resp
                 code = getattr(resp, "status_code", None)
                 if code == UNKNOWN_TOKEN:
                     raise TokenRejected(f"{self.user_id}: access token rejected during sync")
                 self.sync_failures += 1
-                self._set_down(f"sync failed: {code}: {getattr(resp, 'message', '')}")
+                self.rooms.set_down(f"sync failed: {code}: {getattr(resp, 'message', '')}")
                 retry = getattr(resp, "retry_after_ms", None)
                 if retry:
                     await asyncio.sleep(retry / 1000)
@@ -234,39 +221,35 @@ class MatrixAdapter:
     def _note_rooms(self, resp: Any) -> None:
         """Track joined rooms from a sync whose timelines are not relayed."""
         for room_id in resp.rooms.join:
-            self._joined.add(room_id)
-            room = self._by_id.get(room_id)
+            self.rooms.joined.add(room_id)
+            room = self.rooms.by_id.get(room_id)
             if room is not None:
-                self._mark_joined(room)
+                self.rooms.mark_joined(room)
 
     async def _process(self, client: AsyncClient, resp: Any) -> None:
         """Relay one sync batch, in order; membership changes update link health."""
-        before = set(self._joined)
+        before = set(self.rooms.joined)
         for room_id, info in resp.rooms.join.items():
-            self._joined.add(room_id)
-            room = self._by_id.get(room_id)
+            self.rooms.joined.add(room_id)
+            room = self.rooms.by_id.get(room_id)
             if room is None:
                 continue
             await self._relay_timeline(client, room, room_id, info.timeline, room_id not in before)
-            self._mark_joined(room)
+            self.rooms.mark_joined(room)
         for room_id, info in resp.rooms.leave.items():
-            self._joined.discard(room_id)
-            room = self._by_id.get(room_id)
+            self.rooms.joined.discard(room_id)
+            room = self.rooms.by_id.get(room_id)
             if room is None:
                 continue
             events = [e.source for e in info.timeline.events]
             await self._relay_sources(room, room_id, events)
             change = own_membership([e.source for e in info.state] + events, self.user_id)
-            state, error = (
-                change.describe(self.user_id) if change else ("not joined", "left the room")
-            )
-            room.joined.clear()
-            room.status.set(state, error)
+            self.rooms.mark_left(room, change)
         for room_id, info in resp.rooms.invite.items():
-            await self._on_invite(client, room_id, info)
+            await self.rooms.on_invite(client, room_id, info)
 
     async def _relay_timeline(
-        self, client: AsyncClient, room: _Room, room_id: str, timeline: Any, newly: bool
+        self, client: AsyncClient, room: Room, room_id: str, timeline: Any, newly: bool
     ) -> None:
         events: list[Mapping[str, Any]] = [e.source for e in timeline.events]
         joined_at = own_join_index(events, self.user_id) if newly else None
@@ -317,12 +300,12 @@ class MatrixAdapter:
         return events
 
     async def _relay_sources(
-        self, room: _Room, room_id: str, events: list[Mapping[str, Any]]
+        self, room: Room, room_id: str, events: list[Mapping[str, Any]]
     ) -> None:
         for source in events:
             await self._relay_in(room, room_id, source)
 
-    async def _relay_in(self, room: _Room, room_id: str, source: Mapping[str, Any]) -> None:
+    async def _relay_in(self, room: Room, room_id: str, source: Mapping[str, Any]) -> None:
         """Publish one Matrix event to the bridged channel (if it becomes a message)."""
         sender, event_id = source.get("sender"), source.get("event_id")
         if sender == self.user_id or not room.link.inbound or not isinstance(event_id, str):
@@ -367,7 +350,7 @@ class MatrixAdapter:
                 await self.map.remember(room_id, event_id, event.id)
 
     async def _already_published(
-        self, room: _Room, room_id: str, event_id: str, made: Inbound
+        self, room: Room, room_id: str, event_id: str, made: Inbound
     ) -> bool:
         """After a crash: was this event published before its batch was checkpointed?"""
         done = self.checkpoint.take(self.scalar.origin(room.link), made.body)
@@ -397,98 +380,15 @@ class MatrixAdapter:
         name = room.user_name(user_id) if room is not None else None
         return name if isinstance(name, str) and name else localpart(user_id)
 
-    # --- rooms and membership -------------------------------------------------------------
-
-    async def _join_all(self, client: AsyncClient) -> None:
-        for room in self.rooms:
-            await self._join(client, room)
-
-    async def _join(self, client: AsyncClient, room: _Room) -> None:
-        target = room.link.target
-        self.join_attempts += 1
-        room.status.set("joining")
-        resp = await client.join(room.room_id or target)
-        if isinstance(resp, JoinResponse):
-            self._bind(room, resp.room_id)
-            self._mark_joined(room)
-            return
-        code, message = getattr(resp, "status_code", None), getattr(resp, "message", "")
-        if code == UNKNOWN_TOKEN:
-            raise TokenRejected(f"{self.user_id}: access token rejected")
-        if room.room_id is None:
-            if target.startswith("!"):
-                self._bind(room, target)
-            else:
-                resolved = await client.room_resolve_alias(target)
-                if isinstance(resolved, RoomResolveAliasResponse):
-                    self._bind(room, resolved.room_id)
-        room.joined.clear()
-        room.status.set("not joined", f"cannot join {target}: {code}: {message}")
-
-    def _bind(self, room: _Room, room_id: str) -> None:
-        if room.room_id and room.room_id != room_id:
-            self._by_id.pop(room.room_id, None)
-        room.room_id = room_id
-        self._by_id[room_id] = room
-
-    def _mark_joined(self, room: _Room) -> None:
-        room.joined.set()
-        if self._online.is_set():
-            room.status.set("up")
-
-    async def _on_invite(self, client: AsyncClient, room_id: str, info: Any) -> None:
-        """Join a room we are invited to, if (and only if) a link names it."""
-        room = self._by_id.get(room_id)
-        if room is None:
-            aliases = set()
-            for event in info.invite_state:
-                source = getattr(event, "source", {})
-                if source.get("type") == "m.room.canonical_alias":
-                    content = source.get("content") or {}
-                    aliases.add(content.get("alias"))
-                    aliases.update(content.get("alt_aliases") or [])
-            room = next(
-                (r for r in self.rooms if r.room_id is None and r.link.target in aliases), None
-            )
-        if room is None:
-            log.info("matrix %s: ignoring an invite to %s (no link names it)", self.name, room_id)
-            return
-        if room.joined.is_set() and room.room_id == room_id:
-            return
-        log.info("matrix %s: invited to %s; joining", self.name, room.link.target)
-        self._bind(room, room_id)
-        await self._join(client, room)
-
-    async def _still_joined(self, client: AsyncClient, room_id: str) -> bool:
-        resp = await client.joined_rooms()
-        if not isinstance(resp, JoinedRoomsResponse):
-            raise ConnectionError(f"joined_rooms failed: {getattr(resp, 'status_code', None)}")
-        return room_id in resp.rooms
-
-    # --- health -----------------------------------------------------------------------------
-
-    def _set_online(self) -> None:
-        if self._online.is_set():
-            return
-        self._online.set()
-        for room in self.rooms:
-            if room.joined.is_set():
-                room.status.set("up")
-
-    def _set_down(self, error: str) -> None:
-        self._online.clear()
-        for room in self.rooms:
-            room.status.set("down", error)
-
     # --- Scalar -> Matrix ---------------------------------------------------------------------
 
-    async def _sender(self, client: AsyncClient, room: _Room) -> None:
+    async def _sender(self, client: AsyncClient, room: Room) -> None:
         """Send the link's queued Scalar events one by one, in order."""
         queue = self.scalar.queue(room.link)
         delay = self.account.reconnect_initial
         while True:
             event = await queue.peek()
-            await self._online.wait()
+            await self.rooms.online.wait()
             await room.joined.wait()
             try:
                 done = await self._send(client, room, event)
@@ -516,7 +416,7 @@ class MatrixAdapter:
                 found = await self.map.event_id(room_id, reply_to)
         return found
 
-    async def _send(self, client: AsyncClient, room: _Room, event: Event) -> bool:
+    async def _send(self, client: AsyncClient, room: Room, event: Event) -> bool:
         """Send one event; True when it is done with (sent, or refused for good)."""
         room_id = room.room_id
         assert room_id is not None
@@ -543,7 +443,7 @@ class MatrixAdapter:
             return False
         if code == UNKNOWN_TOKEN:
             raise TokenRejected(f"{self.user_id}: access token rejected while sending")
-        if code == "M_FORBIDDEN" and not await self._still_joined(client, room_id):
+        if code == "M_FORBIDDEN" and not await self.rooms.still_joined(client, room_id):
             room.joined.clear()
             if room.status.state == "up":
                 room.status.set("not joined", f"not in {room.link.target}: {message}")
