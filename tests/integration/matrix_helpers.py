@@ -87,7 +87,7 @@ async def wait_up(srv: Running, within: float = 15.0) -> MatrixAdapter:
     """Wait until every link of the Matrix adapter is `up`."""
     mx = adapter(srv)
     await wait_for(
-        lambda: all(st.state == "up" for st in mx.status()),
+        lambda: all(st.state == "joined" for st in mx.status()),
         within,
         f"links up (now {[(s.state, s.last_error) for s in mx.status()]})",
     )

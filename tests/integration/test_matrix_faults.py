@@ -48,7 +48,7 @@ async def test_homeserver_restart_backs_off_then_delivers_in_order(
         await wait_for(lambda: st.relayed_out == 1, what="first relay")
 
         await hs.stop_async()
-        await wait_for(lambda: st.state == "down", what="link down")
+        await wait_for(lambda: st.state == "disconnected", what="link disconnected")
         assert "homeserver unreachable" in (st.last_error or "")
         failures = mx.sync_failures
         for i in range(10):
@@ -60,7 +60,7 @@ async def test_homeserver_restart_backs_off_then_delivers_in_order(
         assert mx.sync_failures - failures < 15, mx.sync_failures - failures
         await hs.start_async()
 
-        await wait_for(lambda: st.state == "up", within=15, what="link up again")
+        await wait_for(lambda: st.state == "joined", within=15, what="link joined again")
         msgs = await wait_room_messages(owner.client, room_id, bridged(bot, 11), within=15)
         bodies = [m["content"]["body"] for m in msgs if m["sender"] == bot]
         assert bodies == ["<alice> before"] + [f"<alice> while down {i}" for i in range(10)]

@@ -131,7 +131,7 @@ async def test_revoked_token_without_password_is_a_clear_error(
     )
     async with running(tmp_path, config) as srv:
         mx = adapter(srv)
-        await wait_for(lambda: mx.status()[0].state == "failed", what="link failed")
+        await wait_for(lambda: mx.status()[0].state == "auth failed", what="link failed")
         error = mx.status()[0].last_error or ""
         assert "access_token" in error and "rejected" in error and "M_UNKNOWN_TOKEN" in error
         assert mx.session.logins == 0

@@ -225,13 +225,13 @@ def test_own_join_index_skips_profile_changes() -> None:
 def test_own_membership_kick_ban_leave() -> None:
     kick = own_membership([member(ME, "leave", "@mod:x", content={"reason": "spam"})], ME)
     assert kick is not None and kick.describe(ME) == (
-        "kicked",
+        "removed",
         "kicked from the room by @mod:x: spam",
     )
     ban = own_membership([member(ME, "ban", "@mod:x")], ME)
-    assert ban is not None and ban.describe(ME) == ("banned", "banned from the room by @mod:x")
+    assert ban is not None and ban.describe(ME) == ("removed", "banned from the room by @mod:x")
     left = own_membership([member(ME, "leave")], ME)
-    assert left is not None and left.describe(ME)[0] == "not joined"
+    assert left is not None and left.describe(ME)[0] == "removed"
     assert own_membership([member("@x:y", "ban")], ME) is None
 
 

@@ -134,7 +134,7 @@ class MatrixAdapter:
             client = await self.session.open()
         except MatrixAuthError as exc:
             for room in self.rooms:
-                room.status.set("failed", str(exc))
+                room.status.set("auth failed", str(exc))
             log.error("matrix %s: %s; fix the config and restart", self.name, exc)
             await asyncio.Event().wait()
         except TRANSIENT as exc:
@@ -445,8 +445,8 @@ class MatrixAdapter:
             raise TokenRejected(f"{self.user_id}: access token rejected while sending")
         if code == "M_FORBIDDEN" and not await self.rooms.still_joined(client, room_id):
             room.joined.clear()
-            if room.status.state == "up":
-                room.status.set("not joined", f"not in {room.link.target}: {message}")
+            if room.status.state == "joined":
+                room.status.set("removed", f"not in {room.link.target}: {message}")
             return False
         if status is None or status >= 500:
             raise ConnectionError(f"send failed: {code or status}: {message}")

@@ -248,10 +248,10 @@ class Membership:
         by = "" if self.sender == user_id else f" by {self.sender}"
         why = f": {self.reason}" if self.reason else ""
         if self.membership == "ban":
-            return "banned", f"banned from the room{by}{why}"
+            return "removed", f"banned from the room{by}{why}"
         if self.sender != user_id:
-            return "kicked", f"kicked from the room{by}{why}"
-        return "not joined", "left the room"
+            return "removed", f"kicked from the room{by}{why}"
+        return "removed", "left the room"
 
 
 def own_membership(sources: list[Mapping[str, Any]], user_id: str) -> Membership | None:

@@ -83,7 +83,7 @@ class Rooms:
                 if isinstance(resolved, RoomResolveAliasResponse):
                     self.bind(room, resolved.room_id)
         room.joined.clear()
-        room.status.set("not joined", f"cannot join {target}: {code}: {message}")
+        room.status.set("join failed", f"cannot join {target}: {code}: {message}")
 
     def bind(self, room: Room, room_id: str) -> None:
         if room.room_id and room.room_id != room_id:
@@ -94,11 +94,11 @@ class Rooms:
     def mark_joined(self, room: Room) -> None:
         room.joined.set()
         if self.online.is_set():
-            room.status.set("up")
+            room.status.set("joined")
 
     def mark_left(self, room: Room, change: Membership | None) -> None:
         """We are out of the room: say why (kicked, banned, left)."""
-        state, error = change.describe(self.user_id) if change else ("not joined", "left the room")
+        state, error = change.describe(self.user_id) if change else ("removed", "left the room")
         room.joined.clear()
         room.status.set(state, error)
 
@@ -137,9 +137,9 @@ class Rooms:
         self.online.set()
         for room in self.all:
             if room.joined.is_set():
-                room.status.set("up")
+                room.status.set("joined")
 
     def set_down(self, error: str) -> None:
         self.online.clear()
         for room in self.all:
-            room.status.set("down", error)
+            room.status.set("disconnected", error)
