@@ -123,7 +123,7 @@ types = st.sampled_from(["ident", "sub", "unsub", "msg", "topics", "catchup", "p
                          "bye", "meta", "ok", "history", "event", "error", "x"])
 
 
-@settings(max_examples=3000, deadline=1000)
+@settings(max_examples=600, deadline=1000)
 @given(types, st.dictionaries(keys, cbor_values, max_size=8))
 def test_well_framed_hostile_maps_only_raise_protocol_errors(t: str, body: dict[str, Any]) -> None:
     body = {"t": t, **body} if "t" not in body else body
@@ -171,7 +171,7 @@ TEMPLATES = [
 ]
 
 
-@settings(max_examples=3000, deadline=1000)
+@settings(max_examples=1500, deadline=1000)
 @given(st.data())
 def test_any_field_of_any_message_replaced_by_garbage(data: st.DataObject) -> None:
     template = data.draw(st.sampled_from(TEMPLATES))
