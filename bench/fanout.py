@@ -172,6 +172,8 @@ class Result:
     p99_app_ms: float = float("nan")
     lat_pcts_ms: dict[str, float] = field(default_factory=dict)
     """Kernel-timestamp latency percentiles 90..max, for the JSON output."""
+    server_load_pct: float = float("nan")
+    """The server's own CPU use during the paced run, in % of wall time."""
     other_load_pct: float = float("nan")
     """CPU time used on the server's core by anything but the server during the paced
     run, in % of wall time: how much the latency figures were disturbed."""
@@ -207,9 +209,10 @@ def run_size(
         if info["errors"] or info["acked"] < lat_n:
             res.problems.append(f"paced publisher: {info['acked']}/{lat_n} acked, {info['errors']}")
         subs.wait("lat", 60)
+        own, wall_ms = server.cpu_ms() - own0, (time.monotonic() - t0) * 1000
+        res.server_load_pct = own / wall_ms * 100
         if core is not None:
-            other = cpu_busy_ms(core) - busy0 - (server.cpu_ms() - own0)
-            res.other_load_pct = max(0.0, other) / ((time.monotonic() - t0) * 10)
+            res.other_load_pct = max(0.0, cpu_busy_ms(core) - busy0 - own) / wall_ms * 100
     collect(res, subs.finals, m, lat_n, workers=len(subs.workers), dump=args.dump)
     return res
 
@@ -294,6 +297,8 @@ def run_server(
                     "py-spy",
                     "record",
                     "--nonblocking",
+                    "--rate",
+                    "1000",
                     "--pid",
                     str(server.pid),
                     "--format",

@@ -37,7 +37,8 @@ def report(runs: dict[str, Any], args: argparse.Namespace) -> list[str]:
         (f"p50 latency ms @{args.rate:g} msg/s", "p50_ms", 3),
         (f"p99 latency ms @{args.rate:g} msg/s", "p99_ms", 3),
         ("p99 ms, read by generator", "p99_app_ms", 3),
-        ("other load on server CPU, %", "other_load_pct", 0),
+        ("server CPU during paced run, %", "server_load_pct", 0),
+        ("other load on server's CPU, %", "other_load_pct", 0),
     ]
     for name, attr, digits in metrics:
         for size in args.sizes:
