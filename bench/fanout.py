@@ -366,6 +366,7 @@ def main() -> int:
     args.idle_conns = (
         args.idle_conns if args.idle_conns is not None else (1000 if args.quick else 5000)
     )
+    loadgen.raise_nofile()  # the servers inherit it: 5000 connections need more than 1024 fds
     ncpu = len(os.sched_getaffinity(0))
     args.procs = args.procs or max(2, ncpu - 1)
     srv_cpus = gen_cpus = None

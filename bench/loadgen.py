@@ -70,10 +70,15 @@ class Target:
     cpus: frozenset[int] | None = None
 
 
-def setup_process(target: Target) -> None:
+def raise_nofile() -> None:
+    """Soft limit on open files up to the hard limit."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def setup_process(target: Target) -> None:
+    raise_nofile()
     if target.cpus:
         os.sched_setaffinity(0, target.cpus)
 
