@@ -191,8 +191,8 @@ def subscriber_worker(
         return
     sel = selectors.DefaultSelector()
     states = [SubState(s) for s in socks]
-    for st in states:
-        sel.register(st.sock, selectors.EVENT_READ, st)
+    for state in states:
+        sel.register(state.sock, selectors.EVENT_READ, state)
     out = SubResults()
     pending_t, pending_l = len(states), len(states)
     if expect_t == 0:
