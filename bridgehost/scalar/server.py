@@ -32,6 +32,9 @@ from .wire import FrameDecoder, encode_frame
 
 log = logging.getLogger(__name__)
 
+SLOW_CONSUMER_GRACE = 2.0
+"""Seconds a cut-off slow consumer has to read its backlog and the `bye`."""
+
 _INBOX_HIGH = 256
 """Decoded frames waiting for the session before we stop reading the socket."""
 
@@ -122,11 +125,15 @@ class Connection(asyncio.Protocol):
     def _slow_consumer(self, transport: asyncio.Transport) -> None:
         log.warning("disconnecting slow consumer %s (%s)", self.id or "-", self.remote)
         self.server.slow_consumers += 1
-        # Best effort: the bye goes behind the backlog the peer is not reading.
+        # Best effort: the bye goes behind the backlog the peer is not reading, and
+        # the peer gets a short grace to read it; nothing more is queued meanwhile.
         transport.write(encode_frame(Bye(reason="slow-consumer").to_map()))
-        self.session.closing = True
+        self.session.closed()
         self._close_after_flush = True
-        transport.abort()
+        self._wake.set()
+        transport.close()
+        loop = asyncio.get_running_loop()
+        loop.call_later(SLOW_CONSUMER_GRACE, transport.abort)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -10,8 +10,10 @@ import cbor2
 import pytest
 
 from bridgehost.scalar import errors
+from bridgehost.scalar import server as server_module
 from bridgehost.scalar.client import connect
 from bridgehost.scalar.store import Store
+from bridgehost.scalar.wire import FrameDecoder, encode_frame
 from bridgehost.testing import running
 
 FAST = {"server": {"limits": {"rate": 100000, "burst": 100000}}}
@@ -81,17 +83,36 @@ async def test_slow_consumer_is_cut_off_and_others_keep_up(tmp_path: Path) -> No
                 event = await fast.next_event(5)
                 assert event.body.startswith(f"{i:05d}")
         assert server.slow_consumers == 1
-        slow.setblocking(False)
+        # Nothing more is queued for it; if it reads now it gets its backlog and the bye.
+        reader, writer = await asyncio.open_connection(sock=slow)
+        data = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        frames = FrameDecoder().feed(data)
+        assert frames[-1] == {"t": "bye", "reason": "slow-consumer"}
+        events = [f for f in frames[:-1] if isinstance(f, dict) and f.get("t") == "event"]
+        assert events and all(f["body"][:5].isdigit() for f in events)
+        assert [int(f["body"][:5]) for f in events] == list(range(len(events)))
+
+
+async def test_slow_consumer_that_never_reads_is_aborted(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_module, "SLOW_CONSUMER_GRACE", 0.2)
+    overrides = {"server": {"limits": {"rate": 100000, "burst": 100000, "send_buffer": 65536}}}
+    async with running(tmp_path, overrides) as srv:
+        lobby = srv.channel("lobby")
+        _, writer = await asyncio.open_connection(*srv.url.removeprefix("tcp://").rsplit(":", 1))
+        writer.write(encode_frame({"t": "ident", "v": 1}) + encode_frame(
+            {"t": "sub", "topic": lobby}))
+        await writer.drain()
         await asyncio.sleep(0.1)
-        data = b""
-        try:
-            while chunk := slow.recv(1 << 20):
-                data += chunk
-        except BlockingIOError:
-            pytest.fail("the slow consumer's connection should be closed")
-        except ConnectionResetError:
-            pass  # aborted: its unread backlog was discarded
-        slow.close()
+        pub = await srv.client("!pub")
+        server = srv.app.server
+        assert server is not None
+        while server.slow_consumers == 0:
+            await asyncio.gather(*(pub.publish(lobby, "x" * 4000) for _ in range(100)))
+        await asyncio.sleep(0.5)  # the grace is over: the connection is gone
+        assert len(server.connections) == 1  # only the publisher is left
+        writer.close()
 
 
 async def test_rate_limit_answers_every_request_and_consumes_nothing(tmp_path: Path) -> None:
