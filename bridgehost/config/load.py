@@ -1,0 +1,202 @@
+"""Bridges, bots, and the whole document: parse, load, or fall back to the default."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..scalar import ids
+from .model import (
+    Account,
+    BotConfig,
+    Bridge,
+    Config,
+    ConfigError,
+    FsAccount,
+    IrcAccount,
+    Link,
+    MatrixAccount,
+)
+from .reader import Reader
+from .sections import accounts_section, server_section
+
+DEFAULT_FILE = "bridgehost.yaml"
+_IRC_CHANNEL = re.compile(r"[#&][^\s,\x00-\x1f]{1,199}")
+
+
+def _channel(r: Reader, key: str, domain: str) -> str:
+    value = r.text(key, "", required=True)
+    if not value:
+        return ""
+    try:
+        parsed = ids.parse(str(value))
+    except Exception:
+        r.problem(key, f"not a valid channel ID like '#name@{domain}': {value!r}")
+        return ""
+    if not parsed.is_channel:
+        r.problem(key, f"must be a channel ('#name@{domain}'), not {value!r}")
+    elif parsed.domain != domain:
+        r.problem(key, f"channel must be of the server's domain {domain!r}")
+    return str(parsed)
+
+
+def _fs_target(r: Reader, channel: str) -> str:
+    """An fs link's directory name: `target`, by default the channel itself."""
+    target = r.text("target", channel) or channel
+    if target in ("in", "out"):
+        r.problem("target", f"{target!r} is the name of the fs root's own pipe and log")
+    try:
+        parsed = ids.parse(target)
+    except Exception:
+        parsed = None
+    if parsed is not None and not parsed.is_channel:
+        r.problem("target", f"{target!r} is kept for direct messages with that ID")
+    return target
+
+
+def _bridges(
+    problems: list[str],
+    items: list[tuple[str, Any]],
+    accounts: dict[str, Account],
+    domain: str,
+    base: Path,
+) -> tuple[Bridge, ...]:
+    bridges = []
+    seen: set[tuple[str, str]] = set()
+    for path, raw in items:
+        b = Reader(problems, path, raw, base)
+        channel = _channel(b, "channel", domain)
+        links = []
+        for lpath, lraw in b.items("links"):
+            lr = Reader(problems, lpath, lraw, base)
+            account = lr.text("account", "", required=True)
+            acc = accounts.get(account)
+            if isinstance(acc, FsAccount):
+                target = _fs_target(lr, channel)
+            else:
+                target = lr.text("target", "", required=True)
+            if account and account not in accounts:
+                known = ", ".join(accounts) or "none configured"
+                lr.problem("account", f"unknown account {account!r} (known: {known})")
+            if isinstance(acc, IrcAccount) and target and not _IRC_CHANNEL.fullmatch(target):
+                lr.problem(
+                    "target",
+                    f"an IRC channel starts with '#' and has no spaces, commas or control"
+                    f" characters: {target!r}",
+                )
+            if isinstance(acc, MatrixAccount) and target and not target.startswith(("#", "!")):
+                lr.problem(
+                    "target", f"a Matrix room is '#alias:server' or '!id:server': {target!r}"
+                )
+            if (account, target.lower()) in seen:
+                lr.problem("target", f"{account}/{target} is linked twice")
+            seen.add((account, target.lower()))
+            links.append(
+                Link(
+                    account=account,
+                    target=target,
+                    direction=lr.choice("direction", "both", ("in", "out", "both")),
+                    key=lr.text("key", secret=True),
+                    markdown=lr.boolean("markdown", False),
+                )
+            )
+            lr.unknown()
+        if not links:
+            b.problem("links", "a bridge needs at least one link")
+        bridges.append(Bridge(channel=channel, links=tuple(links), title=b.text("title")))
+        b.unknown()
+    return tuple(bridges)
+
+
+def _bots(
+    problems: list[str], items: list[tuple[str, Any]], domain: str, base: Path
+) -> tuple[BotConfig, ...]:
+    bots = []
+    for path, raw in items:
+        r = Reader(problems, path, raw, base)
+        plugin = r.text("plugin", "", required=True)
+        ident = r.text("id", "", required=True)
+        if ident:
+            try:
+                parsed = ids.parse(ident)
+                if parsed.kind is not ids.Kind.RESERVED or parsed.domain != domain:
+                    r.problem("id", f"a bot ID is a reserved ID like '!name@{domain}'")
+                ident = str(parsed)
+            except Exception:
+                r.problem("id", f"not a valid ID: {ident!r}")
+        topics = []
+        for i, t in enumerate(r.texts("topics")):
+            try:
+                topics.append(ids.normalise(t))
+            except Exception:
+                r.problem(f"topics[{i}]", f"not a valid topic: {t!r}")
+        config: dict[str, Any] = r._get("config", {}, lambda v: isinstance(v, dict), "a map")
+        bots.append(
+            BotConfig(
+                plugin=plugin,
+                id=ident,
+                topics=tuple(topics),
+                config=dict(config),
+                prefix=r.text("prefix", "!"),
+                rate=r.number("rate", 2.0, lo=0.01),
+                burst=r.integer("burst", 5, lo=1),
+                timeout=r.number("timeout", 30.0, lo=0.1),
+            )
+        )
+        r.unknown()
+    return tuple(bots)
+
+
+def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
+    """Validate a loaded YAML document; raises ConfigError listing every problem."""
+    problems: list[str] = []
+    top = Reader(problems, "", raw, base)
+    server = server_section(top.child("server"))
+    accounts = accounts_section(top.child("accounts"))
+    bridges = _bridges(problems, top.items("bridges"), accounts, server.domain, base)
+    bots = _bots(problems, top.items("bots"), server.domain, base)
+    top.unknown()
+    if problems:
+        raise ConfigError(problems)
+    return Config(server=server, accounts=accounts, bridges=bridges, bots=bots, path=path)
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
+    return parse_config(raw, base=path.resolve().parent, path=path)
+
+
+EMBEDDED_DEFAULT = {
+    "server": {
+        "domain": "localhost",
+        "listen": ["tcp://127.0.0.1:7667"],
+        "data_dir": "./bridgehost-data",
+        "guests": True,
+    },
+    "bots": [
+        {"plugin": "ping", "id": "!ping@localhost", "topics": ["#lobby@localhost"]},
+        {"plugin": "help", "id": "!help@localhost", "topics": ["#lobby@localhost"]},
+        {"plugin": "seen", "id": "!seen@localhost", "topics": ["#lobby@localhost"]},
+    ],
+}
+
+
+def find_config(explicit: Path | None) -> Config:
+    """The config to run: `-c FILE`, else ./bridgehost.yaml, else the embedded default."""
+    if explicit is not None:
+        return load_config(explicit)
+    local = Path(DEFAULT_FILE)
+    if local.exists():
+        return load_config(local)
+    config = parse_config(EMBEDDED_DEFAULT, base=Path.cwd())
+    return Config(server=config.server, bots=config.bots, embedded=True)
