@@ -1,0 +1,275 @@
+"""Latency of the Matrix bridge, against Synapse's own client-to-client latency.
+
+One run starts a real Synapse (tests/servers/synapse.py: SQLite, rate limits
+raised, on loopback) and bridgehost as its own process (`bridgehost run`)
+with `#bench@localhost` bridged to a Matrix room. This process plays two
+Matrix users, `a` and `b` (matrix-nio, `b` long-polling `/sync`), and one
+Scalar client, and measures, one message at a time:
+
+- baseline:      a -> Synapse -> b's /sync (plain Matrix);
+- matrix->scalar: the same message from a -> Synapse -> bridge's /sync -> hub
+                  -> Scalar client;
+- scalar->matrix: Scalar client -> hub -> bridge -> Synapse -> b's /sync.
+
+The first two come from the very same send, so they share the homeserver's
+noise. All times are taken in this process with `perf_counter_ns` (send just
+before the request, receive when the sync answer or the event is parsed).
+
+    python bench/relay_matrix.py                 # 300 samples per path
+    python bench/relay_matrix.py --samples 100 --json out.json
+    python bench/relay_matrix.py --shm           # Synapse's data on /dev/shm
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nio import AsyncClient, LoginResponse, SyncResponse  # noqa: E402
+
+from bridgehost.scalar.client import Client, connect  # noqa: E402
+from tests.servers.synapse import Synapse, SynapseTemplate  # noqa: E402
+
+TOPIC = "#bench@localhost"
+PUBLISHER = "!bench@localhost"
+PASSWORD = "bench-password"
+
+
+class Receiver:
+    """Matrix user `b`: long-polls /sync and timestamps every message as it is parsed."""
+
+    def __init__(self, client: AsyncClient, room_id: str) -> None:
+        self.client = client
+        self.room_id = room_id
+        self.waiting: dict[str, asyncio.Future[int]] = {}
+
+    async def sync_loop(self, since: str) -> None:
+        while True:
+            resp = await self.client.sync(timeout=30000, since=since)
+            now = time.perf_counter_ns()
+            if not isinstance(resp, SyncResponse):
+                await asyncio.sleep(0.1)
+                continue
+            since = resp.next_batch
+            room = resp.rooms.join.get(self.room_id)
+            for event in room.timeline.events if room else []:
+                body = event.source.get("content", {}).get("body")
+                if not isinstance(body, str):
+                    continue
+                future = self.waiting.pop(body.rsplit(" ", 1)[-1], None)
+                if future is not None and not future.done():
+                    future.set_result(now)
+
+
+async def scalar_loop(client: Client, waiting: dict[str, asyncio.Future[int]]) -> None:
+    async for event in client:
+        now = time.perf_counter_ns()
+        future = waiting.pop(event.body.rsplit(" ", 1)[-1], None)
+        if future is not None and not future.done():
+            future.set_result(now)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_bridgehost(
+    work: Path, hs: Synapse, bot: str, room_id: str
+) -> tuple[subprocess.Popen[bytes], int, str]:
+    port = free_port()
+    config = work / "bridgehost.yaml"
+    config.write_text(
+        f"""server:
+  domain: localhost
+  listen: ["tcp://127.0.0.1:{port}"]
+  data_dir: {work / "data"}
+  guests: false
+accounts:
+  home:
+    type: matrix
+    homeserver: {hs.url}
+    user_id: "{bot}"
+    password: {PASSWORD}
+bridges:
+  - channel: "{TOPIC}"
+    links: [{{account: home, target: "{room_id}"}}]
+"""
+    )
+    cli = [sys.executable, "-m", "bridgehost"]
+    token = subprocess.run(
+        [*cli, "token", "create", PUBLISHER, "-c", str(config), "-q"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    log = (work / "bridgehost.log").open("wb")
+    proc = subprocess.Popen(
+        [*cli, "run", "-c", str(config)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"bridgehost did not start; see {work / 'bridgehost.log'}")
+        time.sleep(0.05)
+    return proc, port, token
+
+
+def summary(samples_ns: list[int]) -> dict[str, float]:
+    ms = sorted(s / 1e6 for s in samples_ns)
+    q = statistics.quantiles(ms, n=100, method="inclusive")
+    return {"n": len(ms), "p50": q[49], "p90": q[89], "p99": q[98], "max": ms[-1]}
+
+
+async def login(hs: Synapse, localpart: str) -> AsyncClient:
+    client = AsyncClient(hs.url, hs.user_id(localpart))
+    resp = await client.login(PASSWORD, device_name="bench")
+    if not isinstance(resp, LoginResponse):
+        raise RuntimeError(f"login of {localpart} failed: {resp}")
+    return client
+
+
+async def text(client: AsyncClient, room_id: str, body: str) -> None:
+    await client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body})
+
+
+async def measure(args: argparse.Namespace, hs: Synapse, work: Path) -> dict[str, Any]:
+    a, b = await login(hs, "a"), await login(hs, "b")
+    created = await a.room_create(invite=[hs.user_id("b"), hs.user_id("bridge")])
+    room_id = created.room_id
+    await b.join(room_id)
+    first = await b.sync(timeout=0)
+    assert isinstance(first, SyncResponse), first
+    receiver = Receiver(b, room_id)
+    proc, port, token = start_bridgehost(work, hs, hs.user_id("bridge"), room_id)
+    tasks = [asyncio.create_task(receiver.sync_loop(first.next_batch))]
+    client = await connect(f"tcp://127.0.0.1:{port}", id=PUBLISHER, secret=token)
+    loop = asyncio.get_running_loop()
+    try:
+        await client.sub(TOPIC)
+        scalar_waiting: dict[str, asyncio.Future[int]] = {}
+        tasks.append(asyncio.create_task(scalar_loop(client, scalar_waiting)))
+        for attempt in range(300):  # until the bridge has joined and relays
+            key = f"warm{attempt}"
+            receiver.waiting[key] = loop.create_future()
+            await client.publish(TOPIC, f"warm-up {key}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(receiver.waiting[key]), 0.2)
+                break
+        else:
+            raise RuntimeError("the bridge never relayed to Matrix")
+        for i in range(args.warmup):
+            key = f"w{i}"
+            at_b, at_scalar = loop.create_future(), loop.create_future()
+            receiver.waiting[key], scalar_waiting[key] = at_b, at_scalar
+            await text(a, room_id, f"warm-up {key}")
+            await asyncio.wait_for(asyncio.gather(at_b, at_scalar), 10)
+
+        base, to_scalar, to_matrix = [], [], []
+        for i in range(args.samples):
+            key = f"m{i}"
+            at_b, at_scalar = loop.create_future(), loop.create_future()
+            receiver.waiting[key], scalar_waiting[key] = at_b, at_scalar
+            sent = time.perf_counter_ns()
+            await text(a, room_id, f"sample {key}")
+            got_b, got_scalar = await asyncio.wait_for(asyncio.gather(at_b, at_scalar), 10)
+            base.append(got_b - sent)
+            to_scalar.append(got_scalar - sent)
+            await asyncio.sleep(args.interval)
+
+            key = f"s{i}"
+            at_b = receiver.waiting[key] = loop.create_future()
+            sent = time.perf_counter_ns()
+            await client.publish(TOPIC, f"sample {key}")
+            to_matrix.append(await asyncio.wait_for(at_b, 10) - sent)
+            await asyncio.sleep(args.interval)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await client.close()
+        await a.close()
+        await b.close()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+    return {
+        "baseline (Matrix a -> b)": summary(base),
+        "Matrix -> Scalar": summary(to_scalar),
+        "Scalar -> Matrix": summary(to_matrix),
+    }
+
+
+def report(results: dict[str, Any]) -> str:
+    base = results["baseline (Matrix a -> b)"]
+    lines = [f"{'path':<26}{'n':>6}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"]
+    for name, s in results.items():
+        lines.append(
+            f"{name:<26}{s['n']:>6}{s['p50']:>9.2f}{s['p90']:>9.2f}{s['p99']:>9.2f}{s['max']:>9.2f}"
+        )
+    for name in ("Matrix -> Scalar", "Scalar -> Matrix"):
+        s = results[name]
+        p50, p99 = s["p50"] - base["p50"], s["p99"] - base["p99"]
+        lines.append(
+            f"{name}: adds {p50:+.2f} ms p50, {p99:+.2f} ms p99 over the baseline"
+            f" (p99 ratio {s['p99'] / base['p99']:.2f}x)"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--samples", type=int, default=300, help="messages per path")
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--interval", type=float, default=0.01, help="pause between samples, s")
+    p.add_argument("--shm", action="store_true", help="Synapse's data on /dev/shm (tmpfs)")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="relay_matrix-"))
+    hs_dir = Path(tempfile.mkdtemp(prefix="relay_matrix-hs-", dir="/dev/shm" if args.shm else None))
+    try:
+        hs = Synapse(hs_dir, template=SynapseTemplate.generate(work / "template"))
+        hs.start()
+        try:
+            for user in ("a", "b", "bridge"):
+                hs.register_user(user, PASSWORD)
+            results = asyncio.run(measure(args, hs, work))
+        finally:
+            hs.stop()
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(hs_dir, ignore_errors=True)
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "synapse_data": "tmpfs" if args.shm else "disk",
+    }
+    print(report({k: v for k, v in results.items() if k != "machine"}))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
