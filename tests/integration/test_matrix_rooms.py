@@ -118,3 +118,30 @@ async def test_kick_and_ban_are_reported_not_retried(
         attempts = mx.join_attempts
         await asyncio.sleep(0.5)
         assert (mx.join_attempts, st.state) == (attempts, "removed")
+
+
+async def test_a_message_the_room_refuses_is_dropped_and_reported(
+    tmp_path: Path, matrix_users: MatrixUsers
+) -> None:
+    owner = await matrix_users.new("owner")
+    bot = await register_bot(owner.server)
+    room_id = await private_room(owner, bot)
+    async with running(tmp_path, overrides(owner.server, bot, room_id)) as srv:
+        mx = await wait_up(srv)
+        st = mx.status()[0]
+        alice = await srv.client("alice")
+        channel = srv.channel("room")
+        await alice.sub(channel)
+        levels = await owner.client.room_get_state_event(room_id, "m.room.power_levels")
+        muted = {**levels.content, "events_default": 50}
+        await owner.client.room_put_state(room_id, "m.room.power_levels", muted)
+        await alice.publish(channel, "muted")
+        await wait_for(lambda: "refused" in (st.last_error or ""), what="the refusal reported")
+        assert "M_FORBIDDEN" in (st.last_error or "")
+        assert (st.state, st.queued) == ("joined", 0)
+        await owner.client.room_put_state(room_id, "m.room.power_levels", levels.content)
+        await alice.publish(channel, "heard")
+        msgs = await wait_room_messages(
+            owner.client, room_id, lambda m: any(x["sender"] == bot for x in m)
+        )
+        assert [m["content"]["body"] for m in msgs if m["sender"] == bot] == ["<alice> heard"]

@@ -136,3 +136,28 @@ async def test_revoked_token_without_password_is_a_clear_error(
         assert "access_token" in error and "rejected" in error and "M_UNKNOWN_TOKEN" in error
         assert mx.session.logins == 0
         assert resp.access_token not in caplog.text
+
+
+async def test_token_revoked_while_running_means_one_new_login(
+    tmp_path: Path, matrix_users: MatrixUsers
+) -> None:
+    owner = await matrix_users.new("owner")
+    bot = await register_bot(owner.server)
+    room_id = await private_room(owner, bot)
+    async with running(tmp_path, overrides(owner.server, bot, room_id)) as srv:
+        mx = await wait_up(srv)
+        saved = json.loads((tmp_path / "data" / "matrix-mx.json").read_text())
+        alice = await srv.client("alice")
+        channel = srv.channel("room")
+        await alice.sub(channel)
+        await revoke(owner.server, bot, saved["device_id"], saved["access_token"])
+        await send(owner, room_id, {"msgtype": "m.text", "body": "one"})
+        await send(owner, room_id, {"msgtype": "m.text", "body": "two"})
+        got = await scalar_events(alice, 2, within=15)
+        assert [e.body for e in got] == ["one", "two"]
+        assert mx.session.logins == 2
+        renewed = json.loads((tmp_path / "data" / "matrix-mx.json").read_text())
+        assert renewed["access_token"] != saved["access_token"]
+        assert renewed["device_id"] == saved["device_id"]
+        await alice.publish(channel, "and back")
+        await wait_for(lambda: mx.status()[0].relayed_out == 1, what="relayed to Matrix")

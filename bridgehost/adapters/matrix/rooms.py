@@ -67,14 +67,21 @@ class Rooms:
         target = room.link.target
         self.join_attempts += 1
         room.status.set("joining")
-        resp = await client.join(room.room_id or target)
-        if isinstance(resp, JoinResponse):
-            self.bind(room, resp.room_id)
-            self.mark_joined(room)
-            return
-        code, message = getattr(resp, "status_code", None), getattr(resp, "message", "")
+        while True:
+            resp = await client.join(room.room_id or target)
+            if isinstance(resp, JoinResponse):
+                self.bind(room, resp.room_id)
+                self.mark_joined(room)
+                return
+            code, message = getattr(resp, "status_code", None), getattr(resp, "message", "")
+            if code != "M_LIMIT_EXCEEDED":
+                break
+            await asyncio.sleep((getattr(resp, "retry_after_ms", None) or 1000) / 1000)
         if code == UNKNOWN_TOKEN:
             raise TokenRejected(f"{self.user_id}: access token rejected")
+        status = getattr(getattr(resp, "transport_response", None), "status", None)
+        if status is None or status >= 500:
+            raise ConnectionError(f"joining {target} failed: {code or status}: {message}")
         if room.room_id is None:
             if target.startswith("!"):
                 self.bind(room, target)
