@@ -129,17 +129,24 @@ class MatrixAdapter:
         except BaseExceptionGroup as group:
             raise _first(group) from None
 
+    async def _open(self) -> AsyncClient:
+        """A logged-in client, retried with backoff while the homeserver is unreachable."""
+        delay = self.account.reconnect_initial
+        while True:
+            try:
+                return await self.session.open()
+            except MatrixAuthError as exc:
+                for room in self.rooms:
+                    room.status.set("auth failed", str(exc))
+                log.error("matrix %s: %s; fix the config and restart", self.name, exc)
+                await asyncio.Event().wait()
+            except TRANSIENT as exc:
+                self.rooms.set_down(f"cannot log in: {_describe(exc)}")
+            await asyncio.sleep(_jitter(delay))
+            delay = min(delay * 2, self.account.reconnect_max)
+
     async def _matrix(self, tg: asyncio.TaskGroup) -> None:
-        try:
-            client = await self.session.open()
-        except MatrixAuthError as exc:
-            for room in self.rooms:
-                room.status.set("auth failed", str(exc))
-            log.error("matrix %s: %s; fix the config and restart", self.name, exc)
-            await asyncio.Event().wait()
-        except TRANSIENT as exc:
-            self.rooms.set_down(f"cannot log in: {_describe(exc)}")
-            raise
+        client = await self._open()
         self._client = client
         try:
             fresh = not await self.checkpoint.load()
@@ -444,9 +451,8 @@ class MatrixAdapter:
         if code == UNKNOWN_TOKEN:
             raise TokenRejected(f"{self.user_id}: access token rejected while sending")
         if code == "M_FORBIDDEN" and not await self.rooms.still_joined(client, room_id):
-            room.joined.clear()
-            if room.status.state == "joined":
-                room.status.set("removed", f"not in {room.link.target}: {message}")
+            if room.joined.is_set():
+                room.left("removed", f"not in {room.link.target}: {message}")
             return False
         if status is None or status >= 500:
             raise ConnectionError(f"send failed: {code or status}: {message}")

@@ -34,6 +34,13 @@ class Room:
     room_id: str | None = None
     joined: asyncio.Event = field(default_factory=asyncio.Event)
     warned_encrypted: bool = False
+    out: tuple[str, str] | None = None
+    """Why we are not in the room (state, error), shown again after an outage."""
+
+    def left(self, state: str, error: str) -> None:
+        self.joined.clear()
+        self.out = (state, error)
+        self.status.set(state, error)
 
 
 class Rooms:
@@ -89,8 +96,7 @@ class Rooms:
                 resolved = await client.room_resolve_alias(target)
                 if isinstance(resolved, RoomResolveAliasResponse):
                     self.bind(room, resolved.room_id)
-        room.joined.clear()
-        room.status.set("join failed", f"cannot join {target}: {code}: {message}")
+        room.left("join failed", f"cannot join {target}: {code}: {message}")
 
     def bind(self, room: Room, room_id: str) -> None:
         if room.room_id and room.room_id != room_id:
@@ -100,14 +106,14 @@ class Rooms:
 
     def mark_joined(self, room: Room) -> None:
         room.joined.set()
+        room.out = None
         if self.online.is_set():
             room.status.set("joined")
 
     def mark_left(self, room: Room, change: Membership | None) -> None:
         """We are out of the room: say why (kicked, banned, left)."""
         state, error = change.describe(self.user_id) if change else ("removed", "left the room")
-        room.joined.clear()
-        room.status.set(state, error)
+        room.left(state, error)
 
     async def on_invite(self, client: AsyncClient, room_id: str, info: Any) -> None:
         """Join a room we are invited to, if (and only if) a link names it."""
@@ -145,6 +151,8 @@ class Rooms:
         for room in self.all:
             if room.joined.is_set():
                 room.status.set("joined")
+            elif room.out is not None:
+                room.status.set(*room.out)
 
     def set_down(self, error: str) -> None:
         self.online.clear()
