@@ -14,7 +14,6 @@ Install the servers with ``scripts/ensure-ircd``. See
 """
 
 # Timeouts as parameters are the point of these test helpers.
-# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 

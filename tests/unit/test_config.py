@@ -87,7 +87,8 @@ def test_missing_secret_is_named_but_never_shown(tmp_path: Path,
     monkeypatch.setenv("SET_PASSWORD", "hunter2")
     found = problems(
         {"accounts": {
-            "a": {"type": "irc", "host": "h", "nick": "n", "sasl": {"password": "${NOPE_PASSWORD}"}},
+            "a": {"type": "irc", "host": "h", "nick": "n",
+                  "sasl": {"password": "${NOPE_PASSWORD}"}},
             "b": {"type": "matrix", "homeserver": "ftp://h", "user_id": "@b:h",
                   "password": "${SET_PASSWORD}"},
             "c": {"type": "matrix", "homeserver": "https://h", "user_id": "@c:h",
