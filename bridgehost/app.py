@@ -40,25 +40,6 @@ ADAPTER_MODULES = {
 STATUS_FILE = "status.json"
 
 
-class StoreKV:
-    """A namespace of the store's key-value table (adapter or bot state)."""
-
-    def __init__(self, store: Store, ns: str) -> None:
-        self.store, self.ns = store, ns
-
-    async def get(self, key: str) -> bytes | None:
-        return await self.store.kv_get(self.ns, key)
-
-    async def set(self, key: str, value: bytes) -> None:
-        await self.store.kv_set(self.ns, key, value)
-
-    async def delete(self, key: str) -> None:
-        await self.store.kv_delete(self.ns, key)
-
-    async def items(self, prefix: str = "") -> list[tuple[str, bytes]]:
-        return await self.store.kv_items(self.ns, prefix)
-
-
 def load_object(spec: str) -> Any:
     """`package.module:Name` -> the object."""
     module, _, name = spec.partition(":")
@@ -128,7 +109,7 @@ class App:
             account=account,
             reserved_id=reserved,
             connect=self.local_client_factory(reserved),
-            kv=StoreKV(self.store, f"adapter:{name}"),
+            kv=self.store.namespace(f"adapter:{name}"),
         )
         adapter: Adapter = factory(ctx)
         self.adapters.append(adapter)

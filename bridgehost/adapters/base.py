@@ -26,6 +26,7 @@ from ..config import Account, Bridge, Config, Link
 from ..scalar.client import Client
 from ..scalar.errors import ConnectionClosed, RateLimited, ScalarError
 from ..scalar.events import Event
+from ..scalar.store import KeyValue
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +65,6 @@ class LinkStatus:
 
     def as_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__slots__}
-
-
-class KeyValue(Protocol):
-    """Small persistent state of one adapter or bot (a namespace in the store)."""
-
-    async def get(self, key: str) -> bytes | None: ...
-
-    async def set(self, key: str, value: bytes) -> None: ...
-
-    async def delete(self, key: str) -> None: ...
-
-    async def items(self, prefix: str = "") -> list[tuple[str, bytes]]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from .directory import DIRECTORY_NAME, HostDirectory, directory_id
 from .loader import BotLoadError, load_bot_class
 from .runner import BotRunner, RunSettings
 from .schema import BotConfigError, build_config
-from .store import BotStore, ServerKV
+from .store import BotStore
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class BotHost:
         bot._attach(
             id=bc.id,
             config=config,
-            store=BotStore(ServerKV(store, f"bot:{bc.id}")),
+            store=BotStore(store.namespace(f"bot:{bc.id}")),
             topics=bc.topics,
             prefix=bc.prefix,
             directory=self.directory,

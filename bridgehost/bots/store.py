@@ -12,26 +12,16 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import aiosqlite
 
-from ..scalar.store import Store
+from ..scalar.store import KeyValue
 
 log = logging.getLogger(__name__)
 
 JSON = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
 T = TypeVar("T")
-
-
-class KeyValue(Protocol):
-    async def get(self, key: str) -> bytes | None: ...
-
-    async def set(self, key: str, value: bytes) -> None: ...
-
-    async def delete(self, key: str) -> None: ...
-
-    async def items(self, prefix: str = "") -> list[tuple[str, bytes]]: ...
 
 
 class BotStore:
@@ -92,25 +82,6 @@ def _fits(value: Any, default: Any) -> bool:
     if isinstance(default, tuple):
         return isinstance(value, list)
     return isinstance(value, type(default))
-
-
-class ServerKV:
-    """A namespace of the server's store (in-process bots)."""
-
-    def __init__(self, store: Store, ns: str) -> None:
-        self.store, self.ns = store, ns
-
-    async def get(self, key: str) -> bytes | None:
-        return await self.store.kv_get(self.ns, key)
-
-    async def set(self, key: str, value: bytes) -> None:
-        await self.store.kv_set(self.ns, key, value)
-
-    async def delete(self, key: str) -> None:
-        await self.store.kv_delete(self.ns, key)
-
-    async def items(self, prefix: str = "") -> list[tuple[str, bytes]]:
-        return await self.store.kv_items(self.ns, prefix)
 
 
 class MemoryKV:

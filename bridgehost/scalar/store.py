@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import aiosqlite
 
@@ -326,3 +327,37 @@ class Store:
             (ns, len(prefix), prefix),
         )
         return [(k, bytes(v)) for k, v in await cur.fetchall()]
+
+    def namespace(self, ns: str) -> Namespace:
+        return Namespace(self, ns)
+
+
+class KeyValue(Protocol):
+    """Small persistent state of one adapter or bot, bytes-valued."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def items(self, prefix: str = "") -> list[tuple[str, bytes]]: ...
+
+
+class Namespace:
+    """One namespace of the store's key-value table: a `KeyValue`."""
+
+    def __init__(self, store: Store, ns: str) -> None:
+        self.store, self.ns = store, ns
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.store.kv_get(self.ns, key)
+
+    async def set(self, key: str, value: bytes) -> None:
+        await self.store.kv_set(self.ns, key, value)
+
+    async def delete(self, key: str) -> None:
+        await self.store.kv_delete(self.ns, key)
+
+    async def items(self, prefix: str = "") -> list[tuple[str, bytes]]:
+        return await self.store.kv_items(self.ns, prefix)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from ...scalar.client import Client
 from ...scalar.errors import ScalarError
 from ...scalar.events import Event
-from ..base import KeyValue
+from ...scalar.store import KeyValue
 
 log = logging.getLogger(__name__)
 

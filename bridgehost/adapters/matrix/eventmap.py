@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import collections
 
-from ..base import KeyValue
+from ...scalar.store import KeyValue
 
 NEXT_KEY = "map:next"
 SAVE_EVERY = 100
