@@ -92,6 +92,10 @@ class Adapter(Protocol):
     def status(self) -> list[LinkStatus]: ...
 
 
+_POSITION = "position:"
+"""kv key prefix: a link's delivery position (seq of the last event it sent)."""
+
+
 def origin_of(account: Account, target: str) -> str:
     """How a link names itself in `origin`, e.g. `irc:libera/#python`."""
     return f"{account.type}:{account.name}/{target}"
@@ -105,6 +109,8 @@ class OutQueue:
         self.maxlen = maxlen
         self._items: collections.deque[Event] = collections.deque()
         self._ready = asyncio.Event()
+        self.delivered = 0
+        """Seq of the newest event this link has sent (or given up on)."""
 
     def put(self, event: Event) -> None:
         if len(self._items) >= self.maxlen:
@@ -130,7 +136,8 @@ class OutQueue:
         return self._items[0]
 
     def pop(self) -> None:
-        self._items.popleft()
+        event = self._items.popleft()
+        self.delivered = max(self.delivered, event.seq)
         self.status.queued = len(self._items)
 
     def __len__(self) -> int:
@@ -154,6 +161,7 @@ class ScalarSide:
                 OutQueue(st, queue_size),
             )
         self._last_seq: dict[str, int] = {}
+        self._saved: dict[str, int] = {}
         self._connected = asyncio.Event()
 
     def origin(self, link: Link) -> str:
@@ -169,7 +177,20 @@ class ScalarSide:
         return [entry[2] for entry in self.links.values()]
 
     async def run(self) -> None:
-        """Hold a session to the hub; re-subscribe and catch up after any loss."""
+        """Hold a session to the hub; re-subscribe and catch up after any loss.
+
+        Each link's delivery position is saved in the adapter's state, so that
+        what a link had not sent when the process stopped (its remote side was
+        down, say) is sent after the next start instead of being lost.
+        """
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._save_positions_every(1.0))
+                await self._hold_session()
+        finally:
+            await self._save_positions()
+
+    async def _hold_session(self) -> None:
         while True:
             client = await self.ctx.connect()
             try:
@@ -181,6 +202,7 @@ class ScalarSide:
                     last = self._last_seq.get(channel)
                     if last is None:
                         self._last_seq[channel] = meta.seq
+                        await self._resume_links(client, channel, meta.seq)
                     elif last < meta.seq:
                         async for event in client.history_after(channel, last):
                             self._route(event)
@@ -198,6 +220,47 @@ class ScalarSide:
                 self.client = None
                 await client.close()
             await asyncio.sleep(0.5)
+
+    async def _resume_links(self, client: Client, channel: str, head: int) -> None:
+        """First session of this process: queue what each link of `channel` missed
+        since its saved position (none saved: a first start replays nothing)."""
+        for origin, (bridge, link, _st, queue) in self.links.items():
+            if bridge.channel != channel or not link.outbound:
+                continue
+            raw = await self.ctx.kv.get(_POSITION + origin)
+            saved = int(raw) if raw else head
+            queue.delivered = max(queue.delivered, saved)
+            if saved >= head:
+                continue
+            missed = 0
+            async for event in client.history_after(channel, saved):
+                if event.seq > head:
+                    break
+                if event.origin != origin and event.kind != "presence":
+                    queue.put(event)
+                    missed += 1
+            if missed:
+                log.info("link %s: %d message(s) from before the restart to send", origin, missed)
+
+    def _position(self, origin: str) -> int:
+        """How far a link is done: its last sent event, or, when nothing waits for
+        it, everything routed so far (the rest was not for this link)."""
+        bridge, _, _, queue = self.links[origin]
+        if len(queue):
+            return queue.delivered
+        return max(queue.delivered, self._last_seq.get(bridge.channel, 0))
+
+    async def _save_positions(self) -> None:
+        for origin, (_, link, _, _) in self.links.items():
+            position = self._position(origin)
+            if link.outbound and position and self._saved.get(origin) != position:
+                await self.ctx.kv.set(_POSITION + origin, str(position).encode())
+                self._saved[origin] = position
+
+    async def _save_positions_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            await self._save_positions()
 
     def _route(self, event: Event, *, own: bool = False) -> None:
         """Queue an event for every outbound link of its channel but the one it came from.
