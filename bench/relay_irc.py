@@ -26,8 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,13 +35,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from bridgehost.scalar.client import Client, connect  # noqa: E402
+from relaying import TOPIC, scalar_loop, start_bridge, summary  # noqa: E402
+from servers import PUBLISHER  # noqa: E402
+
+from bridgehost.scalar.client import connect  # noqa: E402
 from tests.servers.ircd import InspIRCd  # noqa: E402
 
 CHANNEL = "#bench"
-TOPIC = "#bench@localhost"
-PUBLISHER = "!bench@localhost"
 BRIDGE_NICK = "relaybench"
 
 
@@ -98,70 +98,6 @@ class IrcUser:
             future = self.waiting.pop(key, None)
             if future is not None and not future.done():
                 future.set_result(now)
-
-
-async def scalar_loop(client: Client, waiting: dict[str, asyncio.Future[int]]) -> None:
-    async for event in client:
-        now = time.perf_counter_ns()
-        future = waiting.pop(event.body.rsplit(" ", 1)[-1], None)
-        if future is not None and not future.done():
-            future.set_result(now)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_bridgehost(work: Path, ircd: InspIRCd) -> tuple[subprocess.Popen[bytes], int, str]:
-    port = free_port()
-    config = work / "bridgehost.yaml"
-    config.write_text(
-        f"""server:
-  domain: localhost
-  listen: ["tcp://127.0.0.1:{port}"]
-  data_dir: {work / "data"}
-  guests: false
-accounts:
-  net:
-    type: irc
-    host: {ircd.host}
-    port: {ircd.port}
-    tls: false
-    nick: {BRIDGE_NICK}
-    flood: {{burst: 1000, interval: 0, window: 0}}
-bridges:
-  - channel: "{TOPIC}"
-    links: [{{account: net, target: "{CHANNEL}"}}]
-"""
-    )
-    cli = [sys.executable, "-m", "bridgehost"]
-    token = subprocess.run(
-        [*cli, "token", "create", PUBLISHER, "-c", str(config), "-q"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    log = (work / "bridgehost.log").open("wb")
-    proc = subprocess.Popen(
-        [*cli, "run", "-c", str(config)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"bridgehost did not start; see {work / 'bridgehost.log'}")
-        time.sleep(0.05)
-    return proc, port, token
-
-
-def summary(samples_ns: list[int]) -> dict[str, float]:
-    ms = sorted(s / 1e6 for s in samples_ns)
-    q = statistics.quantiles(ms, n=100, method="inclusive")
-    return {"n": len(ms), "p50": q[49], "p90": q[89], "p99": q[98], "max": ms[-1]}
 
 
 async def measure(
@@ -236,6 +172,20 @@ def report(results: dict[str, Any]) -> str:
             f" (p99 ratio {s['p99'] / base['p99']:.2f}x)"
         )
     return "\n".join(lines)
+
+
+def start_bridgehost(work: Path, ircd: InspIRCd) -> tuple[subprocess.Popen[bytes], int, str]:
+    return start_bridge(
+        work,
+        f"""    type: irc
+    host: {ircd.host}
+    port: {ircd.port}
+    tls: false
+    nick: {BRIDGE_NICK}
+    flood: {{burst: 1000, interval: 0, window: 0}}
+""",
+        CHANNEL,
+    )
 
 
 def main() -> int:

@@ -29,8 +29,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,14 +38,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from nio import AsyncClient, LoginResponse, SyncResponse  # noqa: E402
+from relaying import TOPIC, scalar_loop, start_bridge, summary  # noqa: E402
+from servers import PUBLISHER  # noqa: E402
 
-from bridgehost.scalar.client import Client, connect  # noqa: E402
+from bridgehost.scalar.client import connect  # noqa: E402
 from tests.servers.synapse import Synapse, SynapseTemplate  # noqa: E402
 
-TOPIC = "#bench@localhost"
-PUBLISHER = "!bench@localhost"
 PASSWORD = "bench-password"
 
 
@@ -77,68 +76,18 @@ class Receiver:
                     future.set_result(now)
 
 
-async def scalar_loop(client: Client, waiting: dict[str, asyncio.Future[int]]) -> None:
-    async for event in client:
-        now = time.perf_counter_ns()
-        future = waiting.pop(event.body.rsplit(" ", 1)[-1], None)
-        if future is not None and not future.done():
-            future.set_result(now)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_bridgehost(
     work: Path, hs: Synapse, bot: str, room_id: str
 ) -> tuple[subprocess.Popen[bytes], int, str]:
-    port = free_port()
-    config = work / "bridgehost.yaml"
-    config.write_text(
-        f"""server:
-  domain: localhost
-  listen: ["tcp://127.0.0.1:{port}"]
-  data_dir: {work / "data"}
-  guests: false
-accounts:
-  home:
-    type: matrix
+    return start_bridge(
+        work,
+        f"""    type: matrix
     homeserver: {hs.url}
     user_id: "{bot}"
     password: {PASSWORD}
-bridges:
-  - channel: "{TOPIC}"
-    links: [{{account: home, target: "{room_id}"}}]
-"""
+""",
+        room_id,
     )
-    cli = [sys.executable, "-m", "bridgehost"]
-    token = subprocess.run(
-        [*cli, "token", "create", PUBLISHER, "-c", str(config), "-q"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    log = (work / "bridgehost.log").open("wb")
-    proc = subprocess.Popen(
-        [*cli, "run", "-c", str(config)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"bridgehost did not start; see {work / 'bridgehost.log'}")
-        time.sleep(0.05)
-    return proc, port, token
-
-
-def summary(samples_ns: list[int]) -> dict[str, float]:
-    ms = sorted(s / 1e6 for s in samples_ns)
-    q = statistics.quantiles(ms, n=100, method="inclusive")
-    return {"n": len(ms), "p50": q[49], "p90": q[89], "p99": q[98], "max": ms[-1]}
 
 
 async def login(hs: Synapse, localpart: str) -> AsyncClient:

@@ -83,7 +83,12 @@ def pinned(cpus: frozenset[int] | None, argv: list[str]) -> list[str]:
     return [sys.executable, "-c", code % ",".join(map(str, sorted(cpus))), *argv]
 
 
-def start_bridgehost(work: Path, cpus: frozenset[int] | None) -> Server:
+def launch_bridgehost(
+    work: Path, server_yaml: str, rest_yaml: str = "", cpus: frozenset[int] | None = None
+) -> tuple[subprocess.Popen[bytes], int, str, Path]:
+    """Write a config (extra `server:` keys, then any other sections), create the
+    publisher's token, start `bridgehost run` and wait until it listens.
+    Returns the process, its port, the publisher's token and the log path."""
     port = free_port()
     config = work / "bridgehost.yaml"
     config.write_text(
@@ -91,10 +96,7 @@ def start_bridgehost(work: Path, cpus: frozenset[int] | None) -> Server:
   domain: {DOMAIN}
   listen: ["tcp://127.0.0.1:{port}"]
   data_dir: {work / "data"}
-  guests: true
-  history: {{keep: 10000}}
-  limits: {{connections: 20000, send_buffer: 67108864}}
-"""
+{server_yaml}{rest_yaml}"""
     )
     cli = [sys.executable, "-m", "bridgehost"]
     token = subprocess.run(
@@ -112,6 +114,17 @@ def start_bridgehost(work: Path, cpus: frozenset[int] | None) -> Server:
         stderr=log.open("wb"),
     )
     wait_listening(port, proc, log)
+    return proc, port, token, log
+
+
+def start_bridgehost(work: Path, cpus: frozenset[int] | None) -> Server:
+    proc, port, token, log = launch_bridgehost(
+        work,
+        "  guests: true\n"
+        "  history: {keep: 10000}\n"
+        "  limits: {connections: 20000, send_buffer: 67108864}\n",
+        cpus=cpus,
+    )
     ident = {"t": "ident", "v": 1, "id": PUBLISHER, "auth": {"method": "token", "secret": token}}
     return Server("bridgehost", proc, port, ident, log)
 
