@@ -5,16 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import socket
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from bridgehost.scalar.client import Client, connect
 from bridgehost.scalar.events import Event
@@ -32,6 +26,7 @@ from .matrix_helpers import (
     wait_room_messages,
     wait_up,
 )
+from .proc import BridgehostProcess
 
 pytestmark = pytest.mark.synapse
 
@@ -39,42 +34,6 @@ CHANNEL = "#room@test.example"
 LIVE = 20
 WHILE_DOWN = 120
 """More than the sync timeline limit (100): the restart must fill the gap."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Bridge:
-    """`python -m bridgehost run -c FILE` as a child process."""
-
-    def __init__(self, tmp_path: Path, config: dict[str, Any]) -> None:
-        self.path = tmp_path / "bridgehost.yaml"
-        self.path.write_text(yaml.safe_dump(config))
-        self.log = tmp_path / "bridgehost.log"
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bridgehost",
-                "run",
-                "-c",
-                str(self.path),
-                stdout=out,
-                stderr=out,
-                stdin=asyncio.subprocess.DEVNULL,
-            )
-
-    async def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            os.kill(self.proc.pid, sig)
-            await self.proc.wait()
 
 
 async def observer(url: str) -> Client:
@@ -106,19 +65,11 @@ async def test_sigkill_during_traffic_neither_loses_nor_replays(
     room_id = await private_room(owner, bot)
     for i in range(3):
         await send(owner, room_id, {"msgtype": "m.text", "body": f"old {i}"})
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
     origin = f"matrix:mx/{room_id}"
-    bridge = Bridge(
+    bridge = BridgehostProcess(
         tmp_path,
         {
-            "server": {
-                "domain": "test.example",
-                "listen": [url],
-                "data_dir": str(tmp_path / "data"),
-                "guests": True,
-                "limits": FAST_LIMITS,
-            },
+            "server": {"limits": FAST_LIMITS},
             "accounts": {
                 "mx": {
                     "type": "matrix",
@@ -132,8 +83,9 @@ async def test_sigkill_during_traffic_neither_loses_nor_replays(
             "bridges": [{"channel": CHANNEL, "links": [{"account": "mx", "target": room_id}]}],
         },
     )
+    url = bridge.url
     try:
-        await bridge.start()
+        bridge.start()
         watch = await observer(url)
         await watch.sub(CHANNEL)
 
@@ -154,7 +106,7 @@ async def test_sigkill_during_traffic_neither_loses_nor_replays(
             event = await watch.next_event(20)
             assert not event.body.startswith("old"), event.body
             seen += 1
-        await bridge.kill()
+        bridge.kill9()
         assert not sender.done(), "the kill should land during traffic"
         await sender
         with contextlib.suppress(Exception):
@@ -162,7 +114,7 @@ async def test_sigkill_during_traffic_neither_loses_nor_replays(
         for i in range(WHILE_DOWN):
             await send(owner, room_id, {"msgtype": "m.text", "body": f"down {i}"})
 
-        await bridge.start()
+        bridge.start()
 
         async def caught_up() -> bool:
             bodies = [e.body for e in await relayed(url, origin)]
@@ -178,9 +130,9 @@ async def test_sigkill_during_traffic_neither_loses_nor_replays(
         bodies = [e.body for e in await relayed(url, origin)]
         expected = [f"live {i}" for i in range(LIVE)] + [f"down {i}" for i in range(WHILE_DOWN)]
         assert bodies == [*expected, "final"]
-        assert "filled a gap of" in bridge.log.read_text()
+        assert "filled a gap of" in bridge.log()
     finally:
-        await bridge.kill(signal.SIGTERM)
+        bridge.stop()
 
 
 async def test_events_published_before_a_lost_checkpoint_are_not_published_again(
