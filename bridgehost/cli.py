@@ -11,10 +11,9 @@ import getpass
 import json
 import logging
 import os
-import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from . import __version__
 from .app import STATUS_FILE, App
 from .config import Config, ConfigError, find_config
 from .scalar import ids
-from .scalar.auth import Authenticator, hash_token
+from .scalar.auth import Authenticator
 from .scalar.client import Client, connect
 from .scalar.errors import ScalarError
 from .scalar.events import Event
@@ -84,9 +83,14 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _with_store(config: Config) -> tuple[Store, Authenticator]:
+@contextlib.asynccontextmanager
+async def _authenticator(config: Config) -> AsyncIterator[Authenticator]:
+    """Credentials in the data dir, for commands that run beside (or without) the server."""
     store = await Store.open(config.server.data_dir, keep=config.server.history_keep)
-    return store, Authenticator(store, config.server.domain)
+    try:
+        yield Authenticator(store, config.server.domain)
+    finally:
+        await store.close()
 
 
 def cmd_user_add(config: Config, args: argparse.Namespace) -> int:
@@ -99,11 +103,8 @@ def cmd_user_add(config: Config, args: argparse.Namespace) -> int:
             return EXIT_USAGE
 
     async def add() -> str:
-        store, auth = await _with_store(config)
-        try:
+        async with _authenticator(config) as auth:
             return await auth.add_user(args.name, password, int(time.time() * 1000))
-        finally:
-            await store.close()
 
     try:
         ident = _run_loop(add())
@@ -116,11 +117,8 @@ def cmd_user_add(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_token_create(config: Config, args: argparse.Namespace) -> int:
     async def create() -> tuple[str, str]:
-        store, auth = await _with_store(config)
-        try:
+        async with _authenticator(config) as auth:
             return await auth.create_token(args.id, int(time.time() * 1000))
-        finally:
-            await store.close()
 
     try:
         ident, token = _run_loop(create())
@@ -156,12 +154,8 @@ async def _cli_client(config: Config, args: argparse.Namespace) -> Client:
     token_path = config.server.data_dir / CLI_TOKEN_FILE
     token = token_path.read_text().strip() if token_path.exists() else None
     if token is None:
-        token = "bht_" + secrets.token_urlsafe(32)
-        store, _ = await _with_store(config)
-        try:
-            await store.set_credential(ident, "token", hash_token(token), int(time.time() * 1000))
-        finally:
-            await store.close()
+        async with _authenticator(config) as auth:
+            _, token = await auth.create_token(ident, int(time.time() * 1000))
         ensure_private_dir(config.server.data_dir)
         fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
