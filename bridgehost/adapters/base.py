@@ -96,6 +96,11 @@ _POSITION = "position:"
 """kv key prefix: a link's delivery position (seq of the last event it sent)."""
 
 
+def _relays(origin: str, event: Event) -> bool:
+    """Whether the link named `origin` relays `event`: not presence, not its own."""
+    return event.kind != "presence" and event.origin != origin
+
+
 def origin_of(account: Account, target: str) -> str:
     """How a link names itself in `origin`, e.g. `irc:libera/#python`."""
     return f"{account.type}:{account.name}/{target}"
@@ -236,7 +241,7 @@ class ScalarSide:
             async for event in client.history_after(channel, saved):
                 if event.seq > head:
                     break
-                if event.origin != origin and event.kind != "presence":
+                if _relays(origin, event):
                     queue.put(event)
                     missed += 1
             if missed:
@@ -269,18 +274,15 @@ class ScalarSide:
         back as a delivery but other links of this adapter still need; it can
         arrive after later deliveries, so it skips the replay check.
         """
-        if event.kind == "presence" or event.seq == 0:
+        if event.seq == 0:
             return
         last = self._last_seq.get(event.topic, 0)
         if event.seq <= last and not own:
             return
         self._last_seq[event.topic] = max(last, event.seq)
         for origin, (bridge, link, _st, queue) in self.links.items():
-            if bridge.channel != event.topic or not link.outbound:
-                continue
-            if event.origin == origin:
-                continue
-            queue.put(event)
+            if bridge.channel == event.topic and link.outbound and _relays(origin, event):
+                queue.put(event)
 
     async def publish(
         self,
