@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import secrets
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -282,8 +283,14 @@ class Client:
         ctype: str | None = None,
         nick: str | None = None,
         origin: str | None = None,
+        target: bytes | None = None,
+        nonce: str | None = None,
     ) -> Event:
-        """Publish and wait for the echo: the event as stored (with id and seq)."""
+        """Publish and wait for the echo: the event as stored (with id and seq).
+
+        Every publish carries a nonce (a fresh random one unless given), so the
+        server publishes it once however often it is sent (§10).
+        """
         reply = await self._request(
             Msg(
                 topic=topic,
@@ -293,10 +300,37 @@ class Client:
                 ctype=ctype,
                 nick=nick,
                 origin=origin,
+                target=target,
+                nonce=nonce or new_nonce(),
             )
         )
         assert isinstance(reply, EventFrame)
         return reply.event
+
+    async def edit(
+        self, event: Event | bytes, body: str, *, topic: str | None = None, **extra: Any
+    ) -> Event:
+        """Replace the text of one of our earlier events (§11 `edit`)."""
+        eid, where = _target(event, topic)
+        return await self.publish(where, body, kind="edit", target=eid, **extra)
+
+    async def delete(
+        self, event: Event | bytes, reason: str = "", *, topic: str | None = None, **extra: Any
+    ) -> Event:
+        """Withdraw one of our earlier events (§11 `delete`)."""
+        eid, where = _target(event, topic)
+        return await self.publish(where, reason, kind="delete", target=eid, **extra)
+
+    async def react(
+        self, event: Event | bytes, key: str, *, topic: str | None = None, **extra: Any
+    ) -> Event:
+        """React to an event with `key` (an emoji or short text, ≤ 64 bytes)."""
+        eid, where = _target(event, topic)
+        return await self.publish(where, key, kind="react", target=eid, **extra)
+
+    async def set_topic(self, topic: str, text: str, **extra: Any) -> Event:
+        """Set a channel's title (§11 `topic`)."""
+        return await self.publish(topic, text, kind="topic", **extra)
 
     async def catchup(
         self,
@@ -356,6 +390,20 @@ class Client:
             return await asyncio.wait_for(self.__anext__(), timeout)
         except StopAsyncIteration:
             raise ConnectionClosed(f"connection closed: {self.close_reason}") from None
+
+
+def new_nonce() -> str:
+    """A random `msg.nonce`: 96 bits, 16 characters."""
+    return secrets.token_urlsafe(12)
+
+
+def _target(event: Event | bytes, topic: str | None) -> tuple[bytes, str]:
+    """The (id, topic) an edit, delete or react is about."""
+    if isinstance(event, Event):
+        return event.id, topic or event.topic
+    if topic is None:
+        raise ValueError("give the topic when naming the target event by its id")
+    return event, topic
 
 
 def _with_rid(msg: messages.Message, rid: int) -> messages.Message:

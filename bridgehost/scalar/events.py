@@ -14,7 +14,19 @@ import cbor2
 from .fields import Fields, omit_none
 from .wire import CborMap, canonical, head, map_items
 
-KINDS = frozenset({"text", "action", "notice", "presence"})
+KINDS = frozenset(
+    {"text", "action", "notice", "presence", "edit", "delete", "react", "join", "part", "topic"}
+)
+"""Every `kind` of §4 and §11; anything else in a `msg` is `bad-message`."""
+TARGETED = frozenset({"edit", "delete", "react"})
+"""Kinds that act on an earlier event named by `target` (§11): it is required for them
+and meaningless for every other kind."""
+MEMBERSHIP = frozenset({"join", "part"})
+"""Kinds only reserved IDs publish, always with the remote person's `nick` (§11)."""
+OPTIONAL_BODY = frozenset({"delete", "join", "part"})
+"""Kinds whose `body` is an optional reason: absent in a `msg` means empty."""
+MAX_REACTION = 64
+"""Largest `react` body (the reaction key) in UTF-8 bytes."""
 CTYPES = frozenset({"text/plain", "text/markdown"})
 
 
@@ -33,6 +45,8 @@ class Event:
     reply_to: bytes | None = None
     ctype: str | None = None
     origin: str | None = None
+    target: bytes | None = None
+    """The `id` of the earlier event an edit, delete or react is about (§11)."""
 
     @staticmethod
     def core_map(
@@ -47,6 +61,7 @@ class Event:
         reply_to: bytes | None = None,
         ctype: str | None = None,
         origin: str | None = None,
+        target: bytes | None = None,
     ) -> CborMap:
         """The map an id is computed over: absent optionals omitted, never null."""
         return omit_none(
@@ -61,6 +76,7 @@ class Event:
                 "reply_to": reply_to,
                 "ctype": None if ctype == "text/plain" else ctype,
                 "origin": origin,
+                "target": target,
             }
         )
 
@@ -76,6 +92,7 @@ class Event:
             reply_to=self.reply_to,
             ctype=self.ctype,
             origin=self.origin,
+            target=self.target,
         )
         m["id"] = self.id
         return m
@@ -106,6 +123,7 @@ class Event:
             reply_to=f.id32("reply_to"),
             ctype=f.text("ctype"),
             origin=f.text("origin"),
+            target=f.id32("target"),
         )
 
 

@@ -142,6 +142,7 @@ class Hub:
             reply_to=msg.reply_to,
             ctype=msg.ctype,
             origin=msg.origin,
+            target=msg.target,
         )
         event = EncodedEvent.build(core)
         return Prepared(topic, event, now, event.frame_body(rid))

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import ClassVar, TypeVar
 
 from .errors import ScalarError, UnknownType
-from .events import CTYPES, KINDS, Event
+from .events import CTYPES, KINDS, MAX_REACTION, MEMBERSHIP, OPTIONAL_BODY, TARGETED, Event
 from .fields import Fields, omit_none
 from .wire import CborMap
 
 MAX_NICK = 64
+MAX_NONCE = 64
+"""Largest `msg.nonce` in UTF-8 bytes (§10)."""
 
 T = TypeVar("T")
 
@@ -107,6 +109,8 @@ class Unsub(Message):
 
 @dataclass(frozen=True, slots=True)
 class Msg(Message):
+    """A publish request; `target` and `nonce` are §11 and §10."""
+
     t: ClassVar[str] = "msg"
     topic: str
     body: str
@@ -115,6 +119,9 @@ class Msg(Message):
     ctype: str | None = None
     nick: str | None = None
     origin: str | None = None
+    target: bytes | None = None
+    nonce: str | None = None
+    """Chosen by the client; a repeated (sender, nonce) returns the first event (§10)."""
     rid: int | None = None
 
     def to_map(self) -> CborMap:
@@ -129,19 +136,23 @@ class Msg(Message):
                 "ctype": self.ctype,
                 "nick": self.nick,
                 "origin": self.origin,
+                "target": self.target,
+                "nonce": self.nonce,
             }
         )
 
     @classmethod
     def parse(cls, f: Fields) -> Msg:
         topic = f.text("topic", True)
-        body = f.text("body", True)
         kind = f.text("kind")
         kind = "text" if kind is None else kind
+        body = f.text("body", kind not in OPTIONAL_BODY)
         reply_to = f.id32("reply_to")
         ctype = f.text("ctype")
         nick = f.text("nick")
         origin = f.text("origin")
+        target = f.id32("target")
+        nonce = f.text("nonce")
         if kind not in KINDS:
             raise f.fail(f"kind must be one of {sorted(KINDS)}")
         if ctype is not None and ctype not in CTYPES:
@@ -150,14 +161,26 @@ class Msg(Message):
             raise f.fail(f"nick must be 1..{MAX_NICK} characters")
         if origin is not None and not 1 <= len(origin) <= 255:
             raise f.fail("origin must be 1..255 characters")
+        if nonce is not None and not 1 <= len(nonce.encode()) <= MAX_NONCE:
+            raise f.fail(f"nonce must be 1..{MAX_NONCE} bytes of UTF-8")
+        if kind in TARGETED and target is None:
+            raise f.fail(f"kind {kind!r} needs a target (the id of an earlier event)")
+        if kind not in TARGETED and target is not None:
+            raise f.fail("target is only for kinds edit, delete and react")
+        if kind == "react" and not 1 <= len(body.encode()) <= MAX_REACTION:
+            raise f.fail(f"a reaction key is 1..{MAX_REACTION} bytes of UTF-8")
+        if kind in MEMBERSHIP and nick is None:
+            raise f.fail(f"kind {kind!r} needs the nick of who joined or left")
         return cls(
             topic=f.topic("topic", topic) or "",
-            body=body,
+            body=body or "",
             kind=kind,
             reply_to=reply_to,
             ctype=ctype,
             nick=nick,
             origin=origin,
+            target=target,
+            nonce=nonce,
             rid=f.rid,
         )
 

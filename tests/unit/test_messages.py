@@ -10,7 +10,7 @@ import pytest
 
 from bridgehost.scalar import events as ev
 from bridgehost.scalar import messages as m
-from bridgehost.scalar.errors import BadMessage, BadTopic, UnknownType
+from bridgehost.scalar.errors import BadMessage, BadTopic, ScalarError, UnknownType
 from bridgehost.scalar.wire import canonical
 
 VECTORS = Path(__file__).parent.parent / "vectors"
@@ -174,3 +174,58 @@ def test_replies_roundtrip() -> None:
     ]:
         data = cbor2.loads(cbor2.dumps(msg.to_map()))
         assert m.parse_reply(data) == msg
+
+
+def test_request_vectors() -> None:
+    """Frozen request checks (§10 nonce, §11 kinds and target): the code each gets."""
+    vectors = json.loads((VECTORS / "requests.json").read_text())
+    assert len(vectors) >= 20
+    for vec in vectors:
+        body = _from_json(vec["body"])
+        if vec["error"] is None:
+            req = m.parse_request(body)
+            assert req.rid == body["rid"], vec["name"]
+            assert cbor2.loads(cbor2.dumps(req.to_map()))["t"] == body["t"]
+            assert m.parse_request(req.to_map()) == req, vec["name"]
+        else:
+            with pytest.raises(ScalarError) as info:
+                m.parse_request(body)
+            assert info.value.code == vec["error"], vec["name"]
+            assert info.value.rid == body["rid"], vec["name"]
+
+
+def test_msg_carries_target_and_nonce() -> None:
+    target = b"\x07" * 32
+    req = m.parse_request(
+        {"t": "msg", "topic": "#A@x", "kind": "edit", "body": "new", "target": target,
+         "nonce": "abc"}
+    )
+    assert req == m.Msg("#a@x", "new", kind="edit", target=target, nonce="abc")
+    assert req.to_map() == {"t": "msg", "topic": "#a@x", "body": "new", "kind": "edit",
+                            "target": target, "nonce": "abc"}
+    deleted = m.parse_request({"t": "msg", "topic": "#a@x", "kind": "delete", "target": target})
+    assert deleted == m.Msg("#a@x", "", kind="delete", target=target)
+
+
+def test_event_target_is_part_of_the_id() -> None:
+    base = dict(topic="#a@x", seq=2, sender="a@x", time=5, body="b", kind="react")
+    one = ev.EncodedEvent.build(ev.Event.core_map(**base, target=b"\x01" * 32))
+    two = ev.EncodedEvent.build(ev.Event.core_map(**base, target=b"\x02" * 32))
+    assert one.id != two.id
+    event = ev.Event.from_map(cbor2.loads(one.stored))
+    assert event.target == b"\x01" * 32
+    assert event.expected_id() == one.id
+    assert cbor2.loads(one.stored)["target"] == b"\x01" * 32
+    plain = ev.Event.from_map(cbor2.loads(ev.EncodedEvent.build(
+        ev.Event.core_map(topic="#a@x", seq=1, sender="a@x", time=5, body="b")).stored))
+    assert plain.target is None
+    assert "target" not in plain.to_map()
+
+
+def test_event_with_malformed_target_is_refused() -> None:
+    stored = cbor2.loads(ev.EncodedEvent.build(ev.Event.core_map(
+        topic="#a@x", seq=2, sender="a@x", time=5, body="b", kind="edit",
+        target=b"\x01" * 32)).stored)
+    stored["target"] = b"\x01" * 31
+    with pytest.raises(BadMessage):
+        ev.Event.from_map(stored)

@@ -25,17 +25,30 @@ uint = st.integers(0, 2**63 - 1)
 event = st.builds(
     ev.Event, id=id32, topic=topic, seq=uint, sender=topic, time=st.integers(-(2**40), 2**45),
     body=text, kind=st.sampled_from(sorted(ev.KINDS)), nick=opt_text, reply_to=st.none() | id32,
-    ctype=st.none() | st.just("text/markdown"), origin=opt_text,
+    ctype=st.none() | st.just("text/markdown"), origin=opt_text, target=st.none() | id32,
 )
+
+
+
+def _valid_msg(*, kind: str, body: str, nick: str | None, target: bytes, **rest: Any) -> m.Msg:
+    """A Msg that §11 allows: target only where the kind needs one, and so on."""
+    if kind == "react":
+        body = body.encode()[:64].decode(errors="ignore") or "+1"
+    if kind in ev.MEMBERSHIP:
+        nick = nick or "someone"
+    return m.Msg(kind=kind, body=body, nick=nick,
+                 target=target if kind in ev.TARGETED else None, **rest)
+
 
 requests = st.one_of(
     st.builds(m.Ident, v=st.just(1), id=st.none() | topic,
               method=st.none(), secret=st.none(), client=opt_text, rid=rid),
     st.builds(m.Sub, topic=topic, rid=rid),
     st.builds(m.Unsub, topic=topic | st.just("*"), rid=rid),
-    st.builds(m.Msg, topic=topic, body=text, kind=st.sampled_from(sorted(ev.KINDS)),
+    st.builds(_valid_msg, topic=topic, body=text, kind=st.sampled_from(sorted(ev.KINDS)),
               reply_to=st.none() | id32, ctype=st.none() | st.sampled_from(sorted(ev.CTYPES)),
-              nick=opt_text, origin=opt_text, rid=rid),
+              nick=opt_text, origin=opt_text, target=id32,
+              nonce=st.none() | st.text(min_size=1, max_size=16), rid=rid),
     st.builds(m.Topics, offset=uint, limit=st.integers(1, 1000), prefix=st.none() | st.just("#a"),
               rid=rid),
     st.builds(m.Catchup, topic=topic, after=st.none() | uint, limit=st.integers(1, 1000), rid=rid),
