@@ -1,6 +1,6 @@
 """Wiring and lifecycle: store, hub and listeners, adapters, bots; signals.
 
-Start-up order is store -> server -> adapters -> bots, and shutdown the
+Start-up order is store -> server -> HTTP -> adapters -> bots, and shutdown the
 reverse, so that every connection gets `bye` and every accepted event is
 committed before the process exits. Adapters and bots run under
 `supervise()`: one that fails is logged and restarted with backoff, and
@@ -12,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import json
 import logging
 import os
 import signal
 import ssl
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .adapters.base import Adapter, AdapterContext, LinkStatus
@@ -29,6 +27,8 @@ from .scalar.client import Client
 from .scalar.server import ScalarServer
 from .scalar.store import Store
 from .scalar.tasks import TaskSet, supervise
+from .web.links import PublicLinks, load_key
+from .web.status import STATUS_FILE, StatusFile
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ ADAPTER_MODULES = {
     "matrix": "bridgehost.adapters.matrix:MatrixAdapter",
     "fs": "bridgehost.adapters.fs:FsAdapter",
 }
-STATUS_FILE = "status.json"
+__all__ = ["STATUS_FILE", "App"]
 
 
 def load_object(spec: str) -> Any:
@@ -67,6 +67,10 @@ class App:
         self.bot_host: Any = None
         self.tasks = TaskSet("app")
         self.urls: list[str] = []
+        self.web: Any = None
+        """The HTTP side (bridgehost.web.server.WebServer) when `http:` is configured."""
+        self.public: PublicLinks | None = None
+        self.status_file = StatusFile(config.server.data_dir, self.status)
         self._stopping = asyncio.Event()
 
     # --- lifecycle --------------------------------------------------------------------
@@ -87,6 +91,7 @@ class App:
         )
         try:
             self.urls = await self.server.start(list(cfg.listen))
+            await self._start_web()
         except BaseException:
             await self.server.close()
             await self.store.close()
@@ -94,7 +99,32 @@ class App:
         for name, account in self.config.accounts.items():
             self._start_adapter(name, account)
         await self._start_bots()
-        self.tasks.spawn(self._write_status(), name="status-writer")
+        self.tasks.spawn(self.status_file.run(), name="status-writer")
+
+    async def _start_web(self) -> None:
+        http = self.config.http
+        if http is None:
+            return
+        if http.public_url:
+            self.public = PublicLinks(http.public_url, load_key(self.config.server.data_dir))
+        from .web.server import WebServer, web_context
+
+        assert self.server is not None and self.store is not None
+        ctx = web_context(
+            self.config,
+            http,
+            self.server,
+            self.store,
+            links=self.link_statuses,
+            status=self.status,
+            media_sources=self.media_sources,
+            public=self.public,
+        )
+        self.web = WebServer(ctx)
+        await self.web.start()
+
+    def media_sources(self) -> Sequence[Any]:
+        return [a for a in self.adapters if hasattr(a, "media_credentials")]
 
     def _start_adapter(self, name: str, account: Account) -> None:
         assert self.store is not None
@@ -110,6 +140,7 @@ class App:
             reserved_id=reserved,
             connect=self.local_client_factory(reserved),
             kv=self.store.namespace(f"adapter:{name}"),
+            public=self.public,
         )
         adapter: Adapter = factory(ctx)
         self.adapters.append(adapter)
@@ -168,12 +199,14 @@ class App:
         if self.bot_host is not None:
             await self.bot_host.stop()
         await self.tasks.close()
+        if self.web is not None:
+            await self.web.close()
         if self.server is not None:
             await self.server.close()
         if self.store is not None:
             await self.store.close()
             log.info("store flushed and closed")
-        self._dump_status()
+        self.status_file.write_now()
 
     # --- health -------------------------------------------------------------------------
 
@@ -186,23 +219,9 @@ class App:
             "time": time.time(),
             "pid": os.getpid(),
             "listening": self.urls,
+            "http": self.web.url if self.web is not None else None,
             "connections": len(server.connections) if server else 0,
             "published": server.hub.published if server else 0,
             "links": [st.as_dict() for st in self.link_statuses()],
             "bots": self.bot_host.status() if self.bot_host is not None else [],
         }
-
-    def _dump_status(self) -> None:
-        path: Path = self.config.server.data_dir / STATUS_FILE
-        tmp = path.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(self.status(), indent=1, default=str))
-            os.chmod(tmp, 0o600)
-            tmp.replace(path)
-        except OSError as exc:
-            log.warning("cannot write %s: %s", path, exc)
-
-    async def _write_status(self) -> None:
-        while True:
-            self._dump_status()
-            await asyncio.sleep(2)

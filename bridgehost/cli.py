@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -222,18 +223,36 @@ def cmd_tail(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_status(config: Config, args: argparse.Namespace) -> int:
-    path = config.server.data_dir / STATUS_FILE
+def _status_over_http(config: Config) -> dict[str, Any] | None:
+    """The running server's `GET /status`, or None when it does not answer."""
+    http = config.http
+    if http is None:
+        return None
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(http.host, http.host)
+    host = f"[{host}]" if ":" in host else host
     try:
-        status = json.loads(path.read_text())
+        with urllib.request.urlopen(f"http://{host}:{http.port}/status", timeout=5) as resp:
+            data = json.loads(resp.read())
     except (OSError, ValueError):
-        print(f"bridgehost: no status at {path} (is bridgehost running?)", file=sys.stderr)
-        return EXIT_FAIL
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    """Over HTTP when `http` is configured (and answers), else from the status file."""
+    status = _status_over_http(config)
+    live = status is not None
+    path = config.server.data_dir / STATUS_FILE
+    if status is None:
+        try:
+            status = json.loads(path.read_text())
+        except (OSError, ValueError):
+            print(f"bridgehost: no status at {path} (is bridgehost running?)", file=sys.stderr)
+            return EXIT_FAIL
     if args.json:
         print(json.dumps(status, indent=2))
         return EXIT_OK
-    age = time.time() - float(status.get("time", 0))
-    alive = _pid_alive(int(status.get("pid", 0))) and age < 30
+    alive = live or _pid_alive(int(status.get("pid", 0)))
     print(
         f"bridgehost pid {status.get('pid')} {'running' if alive else 'NOT running'}; "
         f"listening on {', '.join(status.get('listening', []))}; "

@@ -67,6 +67,16 @@ class LinkStatus:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
+class PublicLinks(Protocol):
+    """Links people on remote networks can open (made by bridgehost.web.links)."""
+
+    def media(self, server: str, media_id: str, filename: str) -> str | None:
+        """A signed link to Matrix media `mxc://server/media_id`; None if malformed."""
+
+    def message(self, event_id: bytes) -> str:
+        """The page showing one event in full."""
+
+
 @dataclass(frozen=True, slots=True)
 class AdapterContext:
     """What the app hands an adapter: its account, its links, a way in."""
@@ -77,6 +87,8 @@ class AdapterContext:
     connect: Callable[[], Awaitable[Client]]
     """A new in-process Scalar session authenticated as `reserved_id`."""
     kv: KeyValue
+    public: PublicLinks | None = None
+    """Links to bridgehost's own HTTP side (long messages, media), when it has a public URL."""
 
     @property
     def links(self) -> list[tuple[Bridge, Link]]:

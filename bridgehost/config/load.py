@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from ..scalar import ids
+from ..web.config import http_section
 from .model import (
     Account,
     BotConfig,
@@ -158,10 +159,13 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     accounts = accounts_section(top.child("accounts"))
     bridges = _bridges(problems, top.items("bridges"), accounts, server.domain, base)
     bots = _bots(problems, top.items("bots"), server.domain, base)
+    http = http_section(top.child("http")) if "http" in top.raw else None
     top.unknown()
     if problems:
         raise ConfigError(problems)
-    return Config(server=server, accounts=accounts, bridges=bridges, bots=bots, path=path)
+    return Config(
+        server=server, accounts=accounts, bridges=bridges, bots=bots, http=http, path=path
+    )
 
 
 def load_config(path: Path) -> Config:
@@ -183,6 +187,7 @@ EMBEDDED_DEFAULT = {
         "data_dir": "./bridgehost-data",
         "guests": True,
     },
+    "http": {"listen": "127.0.0.1:7668"},
     "bots": [
         {"plugin": "ping", "id": "!ping@localhost", "topics": ["#lobby@localhost"]},
         {"plugin": "help", "id": "!help@localhost", "topics": ["#lobby@localhost"]},
@@ -199,4 +204,4 @@ def find_config(explicit: Path | None) -> Config:
     if local.exists():
         return load_config(local)
     config = parse_config(EMBEDDED_DEFAULT, base=Path.cwd())
-    return Config(server=config.server, bots=config.bots, embedded=True)
+    return Config(server=config.server, bots=config.bots, http=config.http, embedded=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..scalar.settings import Limits, ServerSettings, Timeouts
+from ..web.config import HttpConfig
 
 
 class ConfigError(Exception):
@@ -159,6 +160,8 @@ class Config:
     accounts: dict[str, Account] = field(default_factory=dict)
     bridges: tuple[Bridge, ...] = ()
     bots: tuple[BotConfig, ...] = ()
+    http: HttpConfig | None = None
+    """The HTTP listener (bridgehost.web); None when the config has no `http:`."""
     path: Path | None = None
     embedded: bool = False
 

@@ -1,0 +1,61 @@
+"""What the route modules get: the running parts they read, passed in by the app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from ..config import Config
+from ..scalar.server import ScalarServer
+from ..scalar.settings import Clock
+from ..scalar.store import Store
+from .config import HttpConfig
+from .links import PublicLinks
+
+
+class LinkView(Protocol):
+    """One link's health as the adapters keep it (read, never written, here)."""
+
+    account: str
+    target: str
+    channel: str
+    direction: str
+    state: str
+    queued: int
+    dropped: int
+    relayed_in: int
+    relayed_out: int
+    last_error: str | None
+    since: float
+
+
+class MediaSource(Protocol):
+    """An adapter that can fetch Matrix media with its own login."""
+
+    def media_credentials(self) -> tuple[str, str] | None:
+        """(homeserver base URL, access token) while logged in, else None."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebContext:
+    config: Config
+    http: HttpConfig
+    server: ScalarServer
+    store: Store
+    clock: Clock
+    links: Callable[[], Sequence[LinkView]]
+    """Every link of every adapter, live."""
+    status: Callable[[], dict[str, Any]]
+    """The JSON `bridgehost status` prints."""
+    media_sources: Callable[[], Sequence[MediaSource]]
+    public: PublicLinks | None
+    """Signs and checks public links; None without `http.public_url`."""
+    registry: CollectorRegistry
+    """This app's metrics (never the process-global registry)."""
+
+
+CONTEXT = web.AppKey("bridgehost", WebContext)

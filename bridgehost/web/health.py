@@ -1,0 +1,76 @@
+"""`GET /healthz` for load balancers and probes, `GET /status` for `bridgehost status`.
+
+Healthy means: the store answers, every Scalar listener is serving, and no
+link has been failing for longer than `http.unhealthy_after`. A link that
+fails for a moment (a reconnect) does not flip the answer; one that stays
+down does, with the reason, and it flips back once the link is up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from aiohttp import web
+
+from .context import CONTEXT, LinkView, WebContext
+
+STORE_TIMEOUT = 2.0
+
+
+def failing_since(link: LinkView) -> float | None:
+    """Wall-clock time since which the link has been failing, or None if it is fine."""
+    value = getattr(link, "failing_since", None)
+    return float(value) if value is not None else None
+
+
+def problems(ctx: WebContext, now: float) -> list[str]:
+    """What is wrong, one line each (empty: healthy). The store is checked separately."""
+    found = []
+    listeners = ctx.server.listeners
+    if not listeners or not all(srv.is_serving() for srv in listeners):
+        found.append("Scalar listeners are not serving")
+    for link in ctx.links():
+        since = failing_since(link)
+        if since is None or now - since < ctx.http.unhealthy_after:
+            continue
+        why = f": {link.last_error}" if link.last_error else ""
+        found.append(
+            f"link {link.account}/{link.target} <-> {link.channel} {link.state}"
+            f" for {now - since:.0f} s{why}"
+        )
+    return found
+
+
+async def _store_problem(ctx: WebContext) -> str | None:
+    try:
+        await asyncio.wait_for(ctx.store.kv_get("web", "health"), STORE_TIMEOUT)
+    except Exception as exc:
+        return f"store does not answer: {type(exc).__name__}"
+    return None
+
+
+async def healthz(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    found = problems(ctx, time.time())
+    store = await _store_problem(ctx)
+    if store:
+        found.insert(0, store)
+    headers = {"Cache-Control": "no-store"}
+    if found:
+        return web.Response(status=503, text="\n".join(found) + "\n", headers=headers)
+    return web.Response(text="ok\n", headers=headers)
+
+
+async def status(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    body = json.dumps(ctx.status(), indent=1, default=str)
+    return web.Response(
+        text=body + "\n", content_type="application/json", headers={"Cache-Control": "no-store"}
+    )
+
+
+def setup(app: web.Application, ctx: WebContext) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/status", status)
