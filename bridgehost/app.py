@@ -22,11 +22,11 @@ from typing import Any
 
 from .adapters.base import Adapter, AdapterContext, LinkStatus
 from .config import Account, Config
+from .runtime import TaskSet, supervise
 from .scalar import client as scalar_client
 from .scalar.client import Client
 from .scalar.server import ScalarServer
 from .scalar.store import Store
-from .scalar.tasks import TaskSet, supervise
 from .web.links import PublicLinks, load_key
 from .web.status import STATUS_FILE, StatusFile
 

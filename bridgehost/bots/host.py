@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..config import BotConfig, Config
+from ..runtime import TaskSet, supervise
 from ..scalar.client import Client
 from ..scalar.server import ScalarServer
 from ..scalar.store import Store
-from ..scalar.tasks import TaskSet, supervise
 from .api import Bot
 from .directory import DIRECTORY_NAME, HostDirectory, directory_id
 from .loader import BotLoadError, load_bot_class

@@ -25,13 +25,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..runtime import TaskSet
 from ..scalar.client import Client
 from ..scalar.errors import AuthFailed, ConnectionClosed, ScalarError
 from ..scalar.events import Event
-from ..scalar.tasks import TaskSet
 from .api import Bot, BotCommands, Context, JobSpec
 from .directory import directory_id, manifest_body
-from .ratelimit import Pacer
+from .ratelimit import pacer
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class BotRunner:
         self.topics = tuple(topics)
         self.settings = settings or RunSettings()
         self.plugin = plugin or f"{type(bot).__module__}:{type(bot).__qualname__}"
-        self.pacer = Pacer(self.settings.rate, self.settings.burst)
+        self.pacer = pacer(self.settings.rate, self.settings.burst)
         self.tasks = TaskSet(f"bot {bot.id}")
         self.ready = asyncio.Event()
         """Set while connected with every topic subscribed."""

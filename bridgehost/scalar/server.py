@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit
 
+from ..runtime import TaskSet
 from .auth import Authenticator
 from .hub import Hub
 from .messages import Bye
 from .session import AddressLimiter, Session, Shared
 from .settings import Clock, ServerSettings, SystemClock
 from .store import Store
-from .tasks import TaskSet
 from .wire import FrameDecoder, encode_frame
 
 log = logging.getLogger(__name__)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from ..runtime.clock import Clock, SystemClock
 from .wire import MAX_FRAME
+
+__all__ = ["Clock", "Limits", "ServerSettings", "SystemClock", "Timeouts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +39,3 @@ class ServerSettings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     titles: tuple[tuple[str, str], ...] = ()
     """(channel, title) pairs from the config: channels that exist from the start."""
-
-
-class Clock(Protocol):
-    def now_ms(self) -> int: ...
-
-    def monotonic(self) -> float: ...
-
-
-class SystemClock:
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-    def monotonic(self) -> float:
-        return time.monotonic()

@@ -26,7 +26,10 @@ from typing import Any
 
 from ..app import App
 from ..config import Config, parse_config
+from ..runtime.clock import FakeClock
 from ..scalar.client import Client, connect
+
+__all__ = ["DOMAIN", "FakeClock", "Running", "make_config", "running"]
 
 DOMAIN = "test.example"
 

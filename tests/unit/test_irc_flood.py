@@ -1,53 +1,46 @@
-"""The IRC token bucket and connection helpers (no sockets)."""
+"""The IRC flood bucket and connection helpers (no sockets)."""
 
 from __future__ import annotations
 
 import base64
 
-from bridgehost.adapters.irc.flood import TokenBucket
+from bridgehost.adapters.irc.flood import flood_bucket
 from bridgehost.adapters.irc.protocol import fold, nick_candidates, sasl_plain_chunks
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from bridgehost.testing import FakeClock
 
 
 def test_bucket_allows_a_burst_then_paces() -> None:
-    clock = Clock()
-    bucket = TokenBucket(4, 0.7, clock)
+    clock = FakeClock()
+    bucket = flood_bucket(4, 0.7, clock)
     assert [bucket.reserve() for _ in range(4)] == [0, 0, 0, 0]
     waits = [bucket.reserve() for _ in range(3)]
     assert [round(w, 6) for w in waits] == [0.7, 1.4, 2.1]
 
 
 def test_bucket_refills_with_time_up_to_burst() -> None:
-    clock = Clock()
-    bucket = TokenBucket(2, 1.0, clock)
+    clock = FakeClock()
+    bucket = flood_bucket(2, 1.0, clock)
     bucket.reserve()
     bucket.reserve()
-    clock.now += 1.0
+    clock.advance(1.0)
     assert bucket.reserve() == 0
     assert bucket.reserve() == 1.0
-    clock.now += 100
+    clock.advance(100)
     assert [bucket.reserve() for _ in range(3)] == [0, 0, 1.0]
 
 
 def test_bucket_interval_zero_is_off() -> None:
-    bucket = TokenBucket(1, 0, Clock())
+    bucket = flood_bucket(1, 0, FakeClock())
     assert all(bucket.reserve() == 0 for _ in range(1000))
 
 
 async def test_take_waits_the_reserved_time() -> None:
-    bucket = TokenBucket(1, 0.05)
+    bucket = flood_bucket(1, 0.05)
     import time
 
     start = time.monotonic()
     for _ in range(3):
-        await bucket.take()
+        await bucket.acquire()
     assert time.monotonic() - start >= 0.09
 
 
@@ -68,10 +61,10 @@ def test_sasl_plain_chunks() -> None:
 
 
 def test_spend_accounts_for_unpaced_lines() -> None:
-    clock = Clock()
-    bucket = TokenBucket(4, 0.5, clock)
-    bucket.spend(5)
+    clock = FakeClock()
+    bucket = flood_bucket(4, 0.5, clock)
+    bucket.take(5)
     assert bucket.reserve() == 1.0  # 4 - 5 - 1 = -2 tokens
-    clock.now += 10
-    bucket.spend(1)
+    clock.advance(10)
+    bucket.take(1)
     assert bucket.reserve() == 0

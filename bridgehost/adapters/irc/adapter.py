@@ -24,12 +24,12 @@ import ssl
 from dataclasses import dataclass, field
 
 from ...config import Bridge, IrcAccount, Link
+from ...runtime import TaskSet
 from ...scalar.events import Event
-from ...scalar.tasks import TaskSet
 from ..base import AdapterContext, LinkStatus, OutQueue, ScalarSide
 from ..formatting import NICK_BUDGET, Rendered, irc_to_scalar, render_lines, text_budget
 from .connection import IrcConnection, RegistrationFailed
-from .flood import TokenBucket
+from .flood import flood_bucket
 from .protocol import fold, nick_candidates
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class IrcAdapter:
         while True:
             self.connects += 1
             self._set_all("connecting")
-            bucket = TokenBucket(acc.flood.burst, acc.flood.interval)
+            bucket = flood_bucket(acc.flood.burst, acc.flood.interval)
             conn = IrcConnection(acc, self, bucket)
             state = "disconnected"
             try:

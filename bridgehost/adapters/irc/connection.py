@@ -23,7 +23,7 @@ from irc.client_aio import AioConnection, AioReactor
 from jaraco.stream.buffer import DecodingLineBuffer
 
 from ...config import IrcAccount
-from .flood import TokenBucket
+from ...runtime import TokenBucket
 from .protocol import (
     JOIN_ERROR_TEXT,
     JOIN_ERRORS,
@@ -297,7 +297,7 @@ class IrcConnection:
         transport.write(data)
         self.lines_sent += 1
         if not paced:
-            self.bucket.spend(1)
+            self.bucket.take()
         log.debug("%s >> %s", self.name, line.split(" ", 1)[0] + " ***" if secret else line)
         self._track(len(data))
         return True
@@ -307,7 +307,7 @@ class IrcConnection:
 
     async def paced(self, line: str, *, still: Callable[[], bool], secret: bool = False) -> bool:
         """Wait for a token and for room in the window, then write `line` if `still()`."""
-        await self.bucket.take()
+        await self.bucket.acquire()
         while self.window > 0 and self.in_flight >= self.window and self.alive:
             self._acked.clear()
             await self._acked.wait()

@@ -4,10 +4,8 @@ failure and cancels it on shutdown. No fire-and-forget `create_task`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -51,34 +49,3 @@ class TaskSet:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def supervise(
-    name: str,
-    run: Callable[[], Awaitable[None]],
-    *,
-    initial: float = 1.0,
-    cap: float = 60.0,
-    healthy_after: float = 30.0,
-    on_error: Callable[[BaseException], None] | None = None,
-) -> None:
-    """Run `run()` forever: log each failure, restart after exponential backoff
-    with full jitter (capped); a run that lasted `healthy_after` s resets it."""
-    delay = initial
-    loop = asyncio.get_running_loop()
-    while True:
-        started = loop.time()
-        try:
-            await run()
-            log.warning("%s ended; restarting", name)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error("%s failed: %s", name, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-            if on_error is not None:
-                with contextlib.suppress(Exception):
-                    on_error(exc)
-        if loop.time() - started >= healthy_after:
-            delay = initial
-        await asyncio.sleep(random.uniform(delay / 2, delay))
-        delay = min(cap, delay * 2)
