@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import cbor2
@@ -112,6 +112,14 @@ class AddressLimiter:
 
 
 @dataclass(slots=True)
+class Counters:
+    """Plain counts the HTTP side exports (/metrics); they start at 0 with the process."""
+
+    failed_idents: int = 0
+    rate_limited: int = 0
+
+
+@dataclass(slots=True)
 class Shared:
     """What all sessions of one server share."""
 
@@ -120,6 +128,7 @@ class Shared:
     auth: Authenticator
     clock: Clock
     failed_idents: AddressLimiter
+    counters: Counters = field(default_factory=Counters)
 
 
 class Session:
@@ -155,6 +164,8 @@ class Session:
         self.conn.close()
 
     def fail(self, exc: ScalarError) -> None:
+        if isinstance(exc, RateLimited):
+            self.s.counters.rate_limited += 1
         self.send(Error.of(exc))
 
     # --- input -------------------------------------------------------------
@@ -258,6 +269,7 @@ class Session:
             await self.s.auth.verify(str(parsed), req.method, req.secret)
         except AuthFailed:
             limiter.take()
+            self.s.counters.failed_idents += 1
             raise AuthFailed("authentication failed", rid=req.rid) from None
         self.reserved = parsed.kind is Kind.RESERVED
         return str(parsed)

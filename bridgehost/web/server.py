@@ -26,7 +26,10 @@ from .links import PublicLinks
 
 log = logging.getLogger(__name__)
 
-MODULES: tuple[str, ...] = ("bridgehost.web.health",)
+MODULES: tuple[str, ...] = (
+    "bridgehost.web.health",
+    "bridgehost.web.metrics",
+)
 """Route modules, in registration order (a module's routes may shadow later ones)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
