@@ -25,6 +25,11 @@ MEMBERSHIP = frozenset({"join", "part"})
 """Kinds only reserved IDs publish, always with the remote person's `nick` (§11)."""
 OPTIONAL_BODY = frozenset({"delete", "join", "part"})
 """Kinds whose `body` is an optional reason: absent in a `msg` means empty."""
+EDITABLE = frozenset({"text", "action", "notice"})
+"""Kinds whose body is someone's words, and so can be edited."""
+MAX_TITLE = 1024
+"""Largest channel title (`topic` body) in UTF-8 bytes: it must fit `meta` and a
+`topics` page beside other items."""
 MAX_REACTION = 64
 """Largest `react` body (the reaction key) in UTF-8 bytes."""
 CTYPES = frozenset({"text/plain", "text/markdown"})

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import cbor2
+
 from . import ids
 from .events import EncodedEvent, Event
 from .ids import Kind
@@ -53,6 +55,10 @@ class Prepared:
     event: EncodedEvent
     time: int
     echo: bytes
+    sender: str = ""
+    nonce: str | None = None
+    title: str | None = None
+    """The channel's new title when this is a `topic` event (§11)."""
 
 
 class Hub:
@@ -72,10 +78,18 @@ class Hub:
             topic = self._topic(name)
             topic.seq, topic.title = seq, title
         for name, title in self.settings.titles:
-            topic = self._topic(name)
-            if topic.title != title:
-                topic.title = title
-                await self.store.ensure_topic(name, title)
+            await self._configured_title(self._topic(name), title)
+
+    async def _configured_title(self, topic: Topic, title: str) -> None:
+        """A title from the config is where a channel starts; a `topic` event may change
+        it later, and that change survives restarts until the config's title changes."""
+        key = f"config-title:{topic.name}"
+        applied = await self.store.kv_get("hub", key)
+        if applied == title.encode() and topic.title is not None:
+            return
+        topic.title = title
+        await self.store.ensure_topic(topic.name, title)
+        await self.store.kv_set("hub", key, title.encode())
 
     def _topic(self, name: str) -> Topic:
         topic = self.topics.get(name)
@@ -145,14 +159,25 @@ class Hub:
             target=msg.target,
         )
         event = EncodedEvent.build(core)
-        return Prepared(topic, event, now, event.frame_body(rid))
+        title = msg.body if msg.kind == "topic" else None
+        return Prepared(topic, event, now, event.frame_body(rid), sender, msg.nonce, title)
 
     def publish(self, peer: Peer, prepared: Prepared) -> asyncio.Future[None]:
         """Sequence, fan out, and queue for commit; the future is the commit."""
         topic = prepared.topic
         topic.seq += 1
         early = self.store.uncommitted < MAX_UNCOMMITTED
-        stored = StoredEvent(topic.name, topic.seq, prepared.time, prepared.event.stored)
+        stored = StoredEvent(
+            topic.name,
+            topic.seq,
+            prepared.time,
+            prepared.event.stored,
+            prepared.sender,
+            prepared.nonce,
+            prepared.title,
+        )
+        if prepared.title is not None:
+            topic.title = prepared.title
         committed = self.store.append(stored, topic.name, topic.seq)
         self.published += 1
         data = frame(prepared.event.frame_body())
@@ -172,6 +197,11 @@ class Hub:
             sub.push(data)
             n += 1
         self.delivered += n
+
+    async def find_event(self, topic: str, event_id: bytes) -> Event | None:
+        """The event with this id in this topic, if the server still has it (§11)."""
+        data = await self.store.event_by_id(topic, event_id)
+        return None if data is None else Event.from_map(cbor2.loads(data))
 
     # --- presence ------------------------------------------------------------------
 

@@ -31,11 +31,25 @@ CREATE TABLE IF NOT EXISTS events(
     topic TEXT NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY(topic, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_time ON events(topic, time);
+CREATE INDEX IF NOT EXISTS events_id ON events(substr(data, 7, 32));
+CREATE TABLE IF NOT EXISTS nonces(
+    sender TEXT NOT NULL, nonce TEXT NOT NULL, time INTEGER NOT NULL,
+    topic TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(sender, nonce)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nonces_time ON nonces(time);
 CREATE TABLE IF NOT EXISTS credentials(
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, hash TEXT NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS kv(
     ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY(ns, key)) WITHOUT ROWID;
 """
+
+STORED_ID = "substr(data, 7, 32)"
+"""Where the event id sits in a stored event: `data` is canonical CBOR, a map of
+fewer than 24 pairs (1 header byte) whose first key is `"id"` (3 bytes) holding
+32 bytes (2 header bytes). `events_id` indexes this expression, so looking an
+event up by id needs no column of its own and no migration of older databases."""
+
+NONCE_TTL_MS = 15 * 60 * 1000
+"""How long a (sender, nonce) is kept on disk; §10 asks for at least 10 minutes."""
 
 MAX_UNCOMMITTED = 10000
 """Events fanned out but not yet committed, at most; after an unclean stop every
@@ -49,6 +63,12 @@ class StoredEvent:
     time: int
     data: bytes
     """The event map, encoded once (CBOR, with `id`)."""
+    sender: str = ""
+    nonce: str | None = None
+    """The publisher's `msg.nonce`: kept with the event so a re-sent `msg` finds it
+    again after a restart (§10)."""
+    title: str | None = None
+    """A `topic` event's new channel title, written with the event."""
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -67,6 +87,8 @@ class Store:
         self._r: aiosqlite.Connection | None = None
         self._pending: list[StoredEvent] = []
         self._pending_topics: dict[str, int] = {}
+        self._pending_titles: dict[str, str] = {}
+        self._nonces_since_prune = 0
         self._batch: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -137,6 +159,8 @@ class Store:
             self._batch = asyncio.get_running_loop().create_future()
         if event is not None and self.keep > 0:
             self._pending.append(event)
+        if event is not None and event.title is not None:
+            self._pending_titles[topic] = event.title
         self._pending_topics[topic] = max(seq, self._pending_topics.get(topic, 0))
         self._queued += 1
         if self.uncommitted >= MAX_UNCOMMITTED:
@@ -165,6 +189,7 @@ class Store:
             batch, self._batch = self._batch, None
             events, self._pending = self._pending, []
             topics, self._pending_topics = self._pending_topics, {}
+            titles, self._pending_titles = self._pending_titles, {}
             count = self._queued
             self._queued = 0
             self._inflight = count
@@ -172,7 +197,7 @@ class Store:
                 continue
             try:
                 async with self._lock:
-                    await self._commit(events, topics)
+                    await self._commit(events, topics, titles)
             except Exception as exc:
                 log.exception("history commit failed for %d events", count)
                 if not batch.done():
@@ -186,7 +211,12 @@ class Store:
             if self.uncommitted < MAX_UNCOMMITTED:
                 self._room.set()
 
-    async def _commit(self, events: list[StoredEvent], topics: dict[str, int]) -> None:
+    async def _commit(
+        self,
+        events: list[StoredEvent],
+        topics: dict[str, int],
+        titles: dict[str, str] | None = None,
+    ) -> None:
         db = self._w
         assert db is not None
         if events:
@@ -199,6 +229,12 @@ class Store:
             "ON CONFLICT(topic) DO UPDATE SET seq = max(seq, excluded.seq)",
             list(topics.items()),
         )
+        if titles:
+            await db.executemany(
+                "UPDATE topics SET title = ? WHERE topic = ?",
+                [(title, topic) for topic, title in titles.items()],
+            )
+        await self._remember_nonces(db, events)
         for e in events:
             self._since_trim[e.topic] = self._since_trim.get(e.topic, 0) + 1
         slack = max(self.keep // 10, 100)
@@ -211,6 +247,20 @@ class Store:
             )
         await db.commit()
         self.batches += 1
+
+    async def _remember_nonces(self, db: aiosqlite.Connection, events: list[StoredEvent]) -> None:
+        rows = [(e.sender, e.nonce, e.time, e.topic, e.seq) for e in events if e.nonce]
+        if not rows:
+            return
+        await db.executemany(
+            "INSERT OR IGNORE INTO nonces(sender, nonce, time, topic, seq) VALUES(?, ?, ?, ?, ?)",
+            rows,
+        )
+        self._nonces_since_prune += len(rows)
+        if self._nonces_since_prune >= 1000:
+            self._nonces_since_prune = 0
+            newest = max(r[2] for r in rows)
+            await db.execute("DELETE FROM nonces WHERE time < ?", (newest - NONCE_TTL_MS,))
 
     # --- topics --------------------------------------------------------------
 
@@ -268,6 +318,37 @@ class Store:
         if not ascending:
             rows.reverse()
         return rows, more
+
+    async def event_by_id(self, topic: str, event_id: bytes) -> bytes | None:
+        """The stored event with this id in this topic (canonical CBOR), if kept."""
+        await self.flush()
+        assert self._r is not None
+        cur = await self._r.execute(
+            f"SELECT data FROM events WHERE {STORED_ID} = ? AND topic = ?", (event_id, topic)
+        )
+        row = await cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    async def event_at(self, topic: str, seq: int) -> bytes | None:
+        await self.flush()
+        assert self._r is not None
+        cur = await self._r.execute(
+            "SELECT data FROM events WHERE topic = ? AND seq = ?", (topic, seq)
+        )
+        row = await cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    async def recent_nonces(
+        self, since_ms: int, limit: int
+    ) -> list[tuple[str, str, str, int, int]]:
+        """(sender, nonce, topic, seq, time) of publishes since `since_ms`, newest first."""
+        assert self._r is not None
+        cur = await self._r.execute(
+            "SELECT sender, nonce, topic, seq, time FROM nonces WHERE time >= ? "
+            "ORDER BY time DESC LIMIT ?",
+            (since_ms, limit),
+        )
+        return [(a, b, c, d, e) for a, b, c, d, e in await cur.fetchall()]
 
     # --- credentials ---------------------------------------------------------
 
