@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MODULES: tuple[str, ...] = (
     "bridgehost.web.health",
     "bridgehost.web.metrics",
+    "bridgehost.web.page",
 )
 """Route modules, in registration order (a module's routes may shadow later ones)."""
 
