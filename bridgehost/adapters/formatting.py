@@ -17,8 +17,6 @@ from dataclasses import dataclass
 IRC_LINE_MAX = 512
 """Bytes per IRC line, CRLF included (RFC 1459/2812); tags are counted apart."""
 
-TRUNCATION_MARK = " [… message truncated]"
-
 # Worst case of the part of the relayed prefix we do not choose: InspIRCd and
 # most networks cap idents at 10 (plus a "~" without identd) and hosts at 63.
 NICK_BUDGET = 30
@@ -36,6 +34,7 @@ _CODE = re.compile(
 # Other C0 controls (CTCP's \x01, bell, ...) carry no text; tab survives.
 _OTHER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_BREAKERS = re.compile(r"[\r\n\x00\x01]")
 _MD_INLINE = re.compile(r"([\\`*_~\[\]<>|])")
 _MD_LINE_START = re.compile(r"^(\s*)([#>+\-=]|\d+[.)])")
 
@@ -167,19 +166,21 @@ def truncate_utf8(text: str, limit: int) -> str:
 
 
 def split_utf8(text: str, limit: int) -> list[str]:
-    """Pieces of at most `limit` UTF-8 bytes, cut at character boundaries,
-    at the last space when one is in the second half of the piece (that space is dropped)."""
+    """Pieces of at most `limit` UTF-8 bytes, cut at character boundaries, after
+    the last space when one is in the second half of the piece.
+
+    Nothing is dropped: the pieces joined give `text` back (a space it broke
+    at ends the piece before the cut).
+    """
     data = text.encode()
     pieces = []
     while len(data) > limit:
         cut = _cut(data, limit)
-        space = data.rfind(b" ", 0, cut + 1)
-        if space > limit // 2:
-            pieces.append(data[:space].decode())
-            data = data[space + 1 :]
-        else:
-            pieces.append(data[:cut].decode())
-            data = data[cut:]
+        space = data.rfind(b" ", 0, cut)
+        if space >= limit // 2:
+            cut = space + 1
+        pieces.append(data[:cut].decode())
+        data = data[cut:]
     if data or not pieces:
         pieces.append(data.decode())
     return pieces
@@ -187,10 +188,14 @@ def split_utf8(text: str, limit: int) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """The IRC texts for one Scalar event, and whether some of it was cut off."""
+    """The IRC texts for one Scalar event; `linked` when the rest is behind a link."""
 
     lines: tuple[str, ...]
-    truncated: bool
+    linked: bool = False
+
+
+def _rest_note(pieces: int, link: str) -> str:
+    return f"[… {pieces} more line{'s' if pieces != 1 else ''}: {link}]"
 
 
 def render_lines(
@@ -200,26 +205,29 @@ def render_lines(
     fmt: str,
     budget: int,
     max_lines: int,
-    mark: str = TRUNCATION_MARK,
+    link: str | None = None,
+    fields: dict[str, str] | None = None,
 ) -> Rendered:
-    """Format a body into at most `max_lines` texts of at most `budget` bytes each.
+    """Format a body into texts of at most `budget` bytes each, losing nothing.
 
-    Each logical line is split to fit and gets the format (`<{nick}> {body}`);
-    past `max_lines` the last kept line ends with the truncation mark.
+    Each logical line is split to fit and gets the format (`<{nick}> {body}`).
+    Past `max_lines`, with a `link` to a page showing the whole event, the
+    last kept line says how much more there is and where; without one every
+    line is sent (the connection paces them). `fields` are extra format
+    fields (`plainnick`); `nick` is used as given.
     """
-    nick = clean_nick(nick)
-    room = max(budget - len(fmt.format(nick=nick, body="").encode()), 16)
+    values = {"nick": nick, **(fields or {})}
+    room = max(budget - len(fmt.format(body="", **values).encode()), 16)
     pieces: list[str] = []
-    truncated = False
     for line in body_lines(body):
-        for piece in split_utf8(line, room):
-            if len(pieces) == max_lines:
-                truncated = True
-                break
-            pieces.append(piece)
-        if truncated:
-            break
-    if truncated:
-        keep = max(room - len(mark.encode()), 0)
-        pieces[-1] = truncate_utf8(pieces[-1], keep).rstrip() + mark
-    return Rendered(tuple(fmt.format(nick=nick, body=p) for p in pieces), truncated)
+        pieces.extend(split_utf8(line, room))
+    linked = False
+    if link is not None and len(pieces) > max_lines:
+        keep = max(max_lines - 1, 0)
+        note = _rest_note(len(pieces) - keep, link)
+        if len(note.encode()) > room:
+            note = truncate_utf8(link, room)
+        pieces = [*pieces[:keep], note]
+        linked = True
+    lines = (_BREAKERS.sub("", fmt.format(body=p, **values)) for p in pieces)
+    return Rendered(tuple(lines), linked)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bridgehost.adapters.formatting import TRUNCATION_MARK
 from bridgehost.testing import running
 from tests.servers.ircd import InspIRCd, RawIRC
 
@@ -110,12 +109,12 @@ async def test_long_and_multiline_bodies_fit_512_bytes(tmp_path: Path, ircd: Ins
         assert "".join(texts[1:-1]) == long  # cut at character boundaries only
         assert len(got) >= 10
 
+        # Past max_lines with no public URL to link to, every line is still sent.
         mark = irc.mark()
         await scalar.publish(room, "\n".join(f"row {i}" for i in range(30)))
-        await irc.wait_for(lambda m: "truncated" in m.trailing, since=mark)
+        await irc.wait_for(lambda m: m.trailing == "<bob> row 29", since=mark)
         got = [m.trailing for m in irc.messages("#room", since=mark)]
-        assert got[:19] == [f"<bob> row {i}" for i in range(19)]
-        assert got[19] == "<bob> row 19" + TRUNCATION_MARK and len(got) == 20
+        assert got == [f"<bob> row {i}" for i in range(30)]
 
 
 async def test_crlf_and_nul_never_inject_commands(tmp_path: Path, ircd: InspIRCd) -> None:

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from bridgehost.adapters.formatting import (
     IRC_LINE_MAX,
-    TRUNCATION_MARK,
     body_lines,
     clean_nick,
     irc_to_scalar,
@@ -91,8 +90,8 @@ def test_split_utf8_respects_limit_and_characters() -> None:
     assert "".join(pieces) == emoji
 
 
-def test_split_utf8_prefers_spaces() -> None:
-    assert split_utf8("aaaa bbbb cccc", 10) == ["aaaa bbbb", "cccc"]
+def test_split_utf8_prefers_spaces_and_keeps_them() -> None:
+    assert split_utf8("aaaa bbbb cccc", 10) == ["aaaa bbbb ", "cccc"]
     assert split_utf8("a" * 25, 10) == ["a" * 10, "a" * 10, "a" * 5]
     assert split_utf8("", 10) == [""]
 
@@ -101,8 +100,7 @@ def test_split_utf8_prefers_spaces() -> None:
 def test_split_utf8_property(text: str, limit: int) -> None:
     pieces = split_utf8(text, limit)
     assert all(len(p.encode()) <= limit for p in pieces)
-    # nothing lost but the spaces it broke at
-    assert "".join(pieces).replace(" ", "") == text.replace(" ", "")
+    assert "".join(pieces) == text  # nothing lost
 
 
 def test_truncate_utf8() -> None:
@@ -121,36 +119,50 @@ def test_text_budget_counts_the_relayed_prefix() -> None:
 def test_render_lines_formats_each_line() -> None:
     out = render_lines("one\ntwo", nick="bob", fmt="<{nick}> {body}", budget=400, max_lines=5)
     assert out.lines == ("<bob> one", "<bob> two")
-    assert not out.truncated
+    assert not out.linked
 
 
-def test_render_lines_truncates_with_a_mark() -> None:
+def test_render_lines_sends_everything_without_a_link() -> None:
     body = "\n".join(f"line {i}" for i in range(10))
     out = render_lines(body, nick="bob", fmt="<{nick}> {body}", budget=400, max_lines=3)
-    assert out.truncated
-    assert out.lines[:2] == ("<bob> line 0", "<bob> line 1")
-    assert out.lines[2] == "<bob> line 2" + TRUNCATION_MARK
+    assert out.lines == tuple(f"<bob> line {i}" for i in range(10)) and not out.linked
 
 
-def test_render_lines_long_line_fits_budget_and_mark_fits_too() -> None:
+def test_render_lines_links_the_rest_past_max_lines() -> None:
+    body = "\n".join(f"line {i}" for i in range(10))
+    out = render_lines(
+        body, nick="bob", fmt="<{nick}> {body}", budget=400, max_lines=3, link="https://x/m/1"
+    )
+    assert out.linked
+    assert out.lines == ("<bob> line 0", "<bob> line 1", "<bob> [… 8 more lines: https://x/m/1]")
+
+
+def test_render_lines_long_line_fits_budget_and_loses_nothing() -> None:
     body = "ü" * 2000
     out = render_lines(body, nick="bob", fmt="<{nick}> {body}", budget=100, max_lines=4)
-    assert len(out.lines) == 4 and out.truncated
     assert all(len(line.encode()) <= 100 for line in out.lines)
-    assert out.lines[-1].endswith(TRUNCATION_MARK)
+    assert "".join(line.removeprefix("<bob> ") for line in out.lines) == body
+    out = render_lines(
+        body, nick="bob", fmt="<{nick}> {body}", budget=100, max_lines=4, link="https://x/m/1"
+    )
+    assert len(out.lines) == 4 and out.lines[-1].endswith("https://x/m/1]")
+    assert all(len(line.encode()) <= 100 for line in out.lines)
 
 
 def test_render_lines_never_contains_protocol_breakers() -> None:
     body = "hi\r\nQUIT :pwned\x00\rJOIN #x\n"
-    out = render_lines(body, nick="e\r\nvil", fmt="<{nick}> {body}", budget=400, max_lines=9)
+    out = render_lines(
+        body, nick=clean_nick("e\r\nvil"), fmt="<{nick}> {body}", budget=400, max_lines=9
+    )
     assert out.lines == ("<evil> hi", "<evil> QUIT :pwned", "<evil> JOIN #x")
-    assert not any(ch in line for line in out.lines for ch in "\r\n\0")
+    out = render_lines("x", nick="e\r\nv\x01il", fmt="<{nick}> {body}", budget=400, max_lines=9)
+    assert out.lines == ("<evil> x",)
 
 
 @given(st.text(max_size=3000), st.text(max_size=64))
 def test_render_lines_property(body: str, nick: str) -> None:
+    nick = clean_nick(nick)
     out = render_lines(body, nick=nick, fmt="<{nick}> {body}", budget=300, max_lines=5)
-    assert len(out.lines) <= 5
     for line in out.lines:
-        assert len(line.encode()) <= 300 + len(clean_nick(nick).encode())
+        assert len(line.encode()) <= 300 + len(nick.encode())
         assert not any(ch in line for ch in "\r\n\0\x01")
