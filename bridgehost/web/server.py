@@ -30,6 +30,7 @@ MODULES: tuple[str, ...] = (
     "bridgehost.web.health",
     "bridgehost.web.metrics",
     "bridgehost.web.page",
+    "bridgehost.web.messages",
 )
 """Route modules, in registration order (a module's routes may shadow later ones)."""
 
