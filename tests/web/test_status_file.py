@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +42,25 @@ async def test_written_only_on_change_from_a_thread(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def _wait_listening(port: int, timeout: float = 20.0) -> None:
+    """`proc.start()` waits for the Scalar port; the HTTP one opens just after it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def test_cli_status_reads_http_then_the_file(tmp_path: Path) -> None:
     port = free_port()
     proc = BridgehostProcess(tmp_path, {"http": {"listen": f"127.0.0.1:{port}"}})
     proc.start()
     try:
+        _wait_listening(port)
         out = proc.cli("status", "--json")
         assert out.returncode == 0, out.stderr
         data = json.loads(out.stdout)
