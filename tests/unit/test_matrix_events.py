@@ -22,6 +22,7 @@ from bridgehost.adapters.matrix.events import (
     txn_id,
 )
 from bridgehost.scalar.events import Event
+from bridgehost.web.links import PublicLinks
 
 HS = "https://matrix.example.org"
 ME = "@bridge:example.org"
@@ -112,6 +113,24 @@ def test_media_becomes_name_and_download_url(msgtype: str) -> None:
     assert made == Inbound(
         f"cat pic.png {HS}/_matrix/media/v3/download/example.org/AbC123/cat%20pic.png"
     )
+
+
+def test_media_gets_bridgehost_signed_link_when_it_has_a_public_url() -> None:
+    public = PublicLinks("https://chat.example.com/", b"k" * 32)
+    content = {"msgtype": "m.image", "body": "cat pic.png", "url": "mxc://example.org/AbC123"}
+    made = inbound(msg(content), markdown=False, homeserver=HS, media_link=public.media)
+    assert made is not None
+    name, url = made.body.rsplit(" ", 1)
+    path = "/media/example.org/AbC123/cat%20pic.png"
+    assert (name, url) == ("cat pic.png", f"https://chat.example.com{path}?sig={public.sign(path)}")
+    sticker = inbound(
+        msg({"body": "", "url": "mxc://s/x"}, etype="m.sticker"),
+        markdown=False,
+        homeserver=HS,
+        media_link=public.media,
+    )
+    assert sticker is not None
+    assert sticker.body.startswith("file https://chat.example.com/media/s/x/file?sig=")
 
 
 def test_media_with_caption_and_encrypted_media() -> None:

@@ -112,6 +112,14 @@ class MatrixAdapter:
     def status(self) -> list[LinkStatus]:
         return self.scalar.statuses()
 
+    def media_credentials(self) -> tuple[str, str] | None:
+        """(homeserver, access token) while logged in: how bridgehost's media links
+        fetch authenticated media (MSC3916) as this account."""
+        client = self._client
+        if client is None or not client.access_token:
+            return None
+        return self.account.homeserver, str(client.access_token)
+
     @property
     def join_attempts(self) -> int:
         return self.rooms.join_attempts
@@ -330,6 +338,7 @@ class MatrixAdapter:
                 markdown=room.link.markdown,
                 homeserver=self.account.homeserver,
                 redactions=self.account.redactions,
+                media_link=self.ctx.public.media if self.ctx.public else None,
             )
         except Exception:  # one odd event must not stop the room (its batch would repeat)
             log.exception("matrix %s: cannot convert event %s; skipped", self.name, event_id)

@@ -13,13 +13,14 @@ functions decide the content, so every mapping rule is unit-tested:
   redacted message (only if that one was bridged), or nothing with
   `redactions: ignore`;
 - `m.image` / `m.file` / `m.video` / `m.audio` / stickers become text with
-  the file name and an HTTP download URL (from the `mxc://` URI).
+  the file name and a download link: bridgehost's own signed media link when
+  it has a public URL (`media_link`), else the homeserver's media URL.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -45,6 +46,10 @@ KIND_OF_MSGTYPE = {"m.text": "text", "m.emote": "action", "m.notice": "notice"}
 MSGTYPE_OF_KIND = {"text": "m.text", "action": "m.emote", "notice": "m.notice"}
 
 
+MediaLink = Callable[[str, str, str], str | None]
+"""(media server, media id, file name) -> a public link (bridgehost.web signs it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Inbound:
     """One Matrix event as the Scalar message it becomes."""
@@ -63,12 +68,17 @@ def localpart(user_id: str) -> str:
     return user_id[1:].split(":", 1)[0] if user_id.startswith("@") else user_id
 
 
-def media_url(homeserver: str, mxc: str, filename: str | None = None) -> str | None:
-    """`mxc://server/id` -> the homeserver's HTTP download URL (no token in it)."""
+def media_url(
+    homeserver: str, mxc: str, filename: str | None = None, media_link: MediaLink | None = None
+) -> str | None:
+    """`mxc://server/id` -> `media_link`'s link, else the homeserver's download URL
+    (no token in it; homeservers with authenticated media refuse it)."""
     parts = urlsplit(mxc)
     media_id = parts.path.lstrip("/")
     if parts.scheme != "mxc" or not parts.netloc or not media_id or "/" in media_id:
         return None
+    if media_link is not None:
+        return media_link(parts.netloc, media_id, filename or "file")
     url = (
         f"{homeserver.rstrip('/')}/_matrix/media/v3/download/"
         f"{quote(parts.netloc, safe='')}/{quote(media_id, safe='')}"
@@ -101,11 +111,11 @@ def _message_text(content: Mapping[str, Any], markdown: bool) -> tuple[str, str 
     return body, None
 
 
-def _media_text(content: Mapping[str, Any], homeserver: str) -> str:
+def _media_text(content: Mapping[str, Any], homeserver: str, media_link: MediaLink | None) -> str:
     body = _text(content.get("body"))
     filename = _text(content.get("filename")) or body or "file"
     caption = body if body and body != filename else ""
-    url = media_url(homeserver, _text(content.get("url")), filename)
+    url = media_url(homeserver, _text(content.get("url")), filename, media_link)
     if url is None:
         where = "(encrypted file, not bridged)" if "file" in content else "(no download URL)"
         text = f"{filename} {where}"
@@ -115,11 +125,16 @@ def _media_text(content: Mapping[str, Any], homeserver: str) -> str:
 
 
 def _content_to_inbound(
-    content: Mapping[str, Any], *, markdown: bool, homeserver: str, sticker: bool = False
+    content: Mapping[str, Any],
+    *,
+    markdown: bool,
+    homeserver: str,
+    sticker: bool = False,
+    media_link: MediaLink | None = None,
 ) -> Inbound | None:
     msgtype = "m.image" if sticker else _text(content.get("msgtype"))
     if msgtype in MEDIA:
-        return Inbound(_media_text(content, homeserver))
+        return Inbound(_media_text(content, homeserver, media_link))
     if msgtype == "m.location":
         geo = _text(content.get("geo_uri"))
         body = _text(content.get("body"))
@@ -131,7 +146,12 @@ def _content_to_inbound(
 
 
 def inbound(
-    source: Mapping[str, Any], *, markdown: bool, homeserver: str, redactions: str = "notice"
+    source: Mapping[str, Any],
+    *,
+    markdown: bool,
+    homeserver: str,
+    redactions: str = "notice",
+    media_link: MediaLink | None = None,
 ) -> Inbound | None:
     """What a Matrix timeline event becomes in Scalar, or None if nothing."""
     etype = source.get("type")
@@ -150,7 +170,9 @@ def inbound(
     if relates.get("rel_type") == "m.replace":
         new = content.get("m.new_content")
         new = new if isinstance(new, Mapping) else content
-        made = _content_to_inbound(new, markdown=markdown, homeserver=homeserver)
+        made = _content_to_inbound(
+            new, markdown=markdown, homeserver=homeserver, media_link=media_link
+        )
         original = relates.get("event_id")
         if made is None:
             return None
@@ -161,7 +183,11 @@ def inbound(
             original if isinstance(original, str) else None,
         )
     made = _content_to_inbound(
-        content, markdown=markdown, homeserver=homeserver, sticker=etype == "m.sticker"
+        content,
+        markdown=markdown,
+        homeserver=homeserver,
+        sticker=etype == "m.sticker",
+        media_link=media_link,
     )
     if made is None:
         return None
