@@ -161,6 +161,14 @@ class EncodedEvent:
         n, pairs = map_items(core_bytes)
         return cls(eid, n + 1, _ID_KEY + cbor2.dumps(eid) + pairs)
 
+    @classmethod
+    def from_stored(cls, data: bytes) -> EncodedEvent:
+        """The form `stored` returned, read back from history."""
+        count, pairs = map_items(data)
+        if not pairs.startswith(_ID_KEY + b"\x58\x20"):
+            raise ValueError("a stored event starts with its 32-byte id")
+        return cls(pairs[5:37], count, pairs)
+
     @property
     def stored(self) -> bytes:
         """The event map alone, as kept in history (canonical CBOR)."""

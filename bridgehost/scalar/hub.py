@@ -22,6 +22,7 @@ from . import ids
 from .events import EncodedEvent, Event
 from .ids import Kind
 from .messages import Meta, Msg, TopicInfo
+from .nonces import NonceMap
 from .settings import Clock, ServerSettings
 from .store import MAX_UNCOMMITTED, Store, StoredEvent
 from .wire import frame
@@ -61,11 +62,24 @@ class Prepared:
     """The channel's new title when this is a `topic` event (§11)."""
 
 
+@dataclass(slots=True)
+class Publication:
+    """What a (sender, nonce) became (§10): the event, or where it is kept on disk."""
+
+    topic: str
+    seq: int
+    event: EncodedEvent | None
+    """The event's bytes while they are not on disk yet (or never will be)."""
+    committed: asyncio.Future[None] | None
+    """The commit still running; None once it is done."""
+
+
 class Hub:
     def __init__(self, settings: ServerSettings, store: Store, clock: Clock) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.nonces: NonceMap[Publication] = NonceMap()
         self.topics: dict[str, Topic] = {}
         self._channels: list[str] = []
         """Sorted channel names, for `topics` listings."""
@@ -79,6 +93,18 @@ class Hub:
             topic.seq, topic.title = seq, title
         for name, title in self.settings.titles:
             await self._configured_title(self._topic(name), title)
+        await self._load_nonces()
+
+    async def _load_nonces(self) -> None:
+        """Publishes of the last minutes, so a client re-sending after our restart finds
+        its event (§10); the events themselves are read from disk when asked for."""
+        now_ms, mono = self.clock.now_ms(), self.clock.monotonic()
+        rows = await self.store.recent_nonces(
+            now_ms - int(self.nonces.ttl * 1000), self.nonces.total
+        )
+        for sender, nonce, topic, seq, time in reversed(rows):
+            age = max(0.0, (now_ms - time) / 1000)
+            self.nonces.put(sender, nonce, Publication(topic, seq, None, None), mono - age)
 
     async def _configured_title(self, topic: Topic, title: str) -> None:
         """A title from the config is where a channel starts; a `topic` event may change
@@ -179,6 +205,8 @@ class Hub:
         if prepared.title is not None:
             topic.title = prepared.title
         committed = self.store.append(stored, topic.name, topic.seq)
+        if prepared.nonce is not None:
+            self._remember(prepared.sender, prepared.nonce, topic, prepared.event, committed)
         self.published += 1
         data = frame(prepared.event.frame_body())
         if early:
@@ -197,6 +225,45 @@ class Hub:
             sub.push(data)
             n += 1
         self.delivered += n
+
+    # --- idempotent publish (§10) ---------------------------------------------------
+
+    def _remember(
+        self,
+        sender: str,
+        nonce: str,
+        topic: Topic,
+        event: EncodedEvent,
+        committed: asyncio.Future[None],
+    ) -> None:
+        pub = Publication(topic.name, topic.seq, event, committed)
+        self.nonces.put(sender, nonce, pub, self.clock.monotonic(), len(event.pairs))
+
+        def settle(fut: asyncio.Future[None]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                if self.nonces.get(sender, nonce, self.clock.monotonic()) is pub:
+                    self.nonces.discard(sender, nonce)
+                return
+            pub.committed = None
+            if self.settings.history_keep > 0:
+                pub.event = None  # on disk now: read back if it is ever asked for again
+                self.nonces.set_weight(sender, nonce, pub, 0)
+
+        committed.add_done_callback(settle)
+
+    def publication(self, sender: str, nonce: str) -> Publication | None:
+        """What an earlier `msg` of `sender` with this nonce became, if remembered."""
+        return self.nonces.get(sender, nonce, self.clock.monotonic())
+
+    async def original(self, pub: Publication) -> EncodedEvent | None:
+        """The event a remembered publish made, once committed; None if no longer kept.
+        Raises what the commit raised if it failed."""
+        if pub.committed is not None:
+            await asyncio.shield(pub.committed)
+        if pub.event is not None:
+            return pub.event
+        data = await self.store.event_at(pub.topic, pub.seq)
+        return None if data is None else EncodedEvent.from_stored(data)
 
     async def find_event(self, topic: str, event_id: bytes) -> Event | None:
         """The event with this id in this topic, if the server still has it (§11)."""

@@ -31,7 +31,7 @@ from .errors import (
     Unsupported,
 )
 from .events import EDITABLE, MAX_TITLE, MEMBERSHIP, Event
-from .hub import Hub
+from .hub import Hub, Publication
 from .ids import Kind
 from .messages import (
     Bye,
@@ -322,6 +322,11 @@ class Session:
             if self.closing:
                 return
         self._may_publish(req, dest, original)
+        if req.nonce is not None:
+            pub = hub.publication(self.id, req.nonce)
+            if pub is not None:
+                await self._repeat(pub, req.rid)
+                return
         if req.kind == "topic" and len(req.body.encode()) > MAX_TITLE:
             raise TooLarge(f"a channel title is at most {MAX_TITLE} bytes", rid=req.rid)
         prepared = hub.prepare(self.id, req, req.rid)
@@ -345,6 +350,16 @@ class Session:
         committed.add_done_callback(acknowledge)
         if hub.store.uncommitted >= MAX_UNCOMMITTED:
             await hub.store.wait_backlog()
+
+    async def _repeat(self, pub: Publication, rid: int | None) -> None:
+        """A `msg` whose nonce we have seen: answer with the first event, publish nothing."""
+        try:
+            event = await self.s.hub.original(pub)
+        except Exception:
+            raise Internal("the event could not be stored", rid=rid) from None
+        if event is None:
+            raise Internal("the event this nonce made is no longer kept", rid=rid)
+        self.conn.push(frame(event.frame_body(rid)))
 
     def _may_publish(self, req: Msg, dest: ids.Ident, original: Event | None) -> None:
         """The permission step of §9 for `msg`, with the rules of §11."""
