@@ -31,6 +31,7 @@ MODULES: tuple[str, ...] = (
     "bridgehost.web.metrics",
     "bridgehost.web.page",
     "bridgehost.web.messages",
+    "bridgehost.web.media",
 )
 """Route modules, in registration order (a module's routes may shadow later ones)."""
 
