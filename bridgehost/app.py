@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .adapters.base import Adapter, AdapterContext, LinkStatus
+from .adapters.base import Adapter, AdapterContext
+from .adapters.state import LinkState
 from .config import Account, Config
 from .runtime import TaskSet, supervise
 from .scalar import client as scalar_client
@@ -210,7 +211,7 @@ class App:
 
     # --- health -------------------------------------------------------------------------
 
-    def link_statuses(self) -> list[LinkStatus]:
+    def link_statuses(self) -> list[LinkState]:
         return [st for adapter in self.adapters for st in adapter.status()]
 
     def status(self) -> dict[str, Any]:

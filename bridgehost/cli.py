@@ -258,15 +258,40 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         f"listening on {', '.join(status.get('listening', []))}; "
         f"{status.get('connections', 0)} connection(s)"
     )
+    now = time.time()
     for link in status.get("links", []):
-        err = f"  last error: {link['last_error']}" if link.get("last_error") else ""
         print(
             f"  {link['account']}/{link['target']} <-> {link['channel']} [{link['direction']}]: "
-            f"{link['state']}, queued {link['queued']}, dropped {link['dropped']}{err}"
+            f"{link['state']}{_for(now, link.get('since'))}, "
+            f"relayed in {link.get('relayed_in', 0)} / out {link.get('relayed_out', 0)}, "
+            f"queued {link['queued']}, dropped {link['dropped']}"
         )
+        if link.get("failing_since"):
+            print(f"    failing{_for(now, link['failing_since'])}")
+        if link.get("last_error"):
+            print(f"    last error{_ago(now, link.get('last_error_time'))}: {link['last_error']}")
     for bot in status.get("bots", []):
         print(f"  bot {bot.get('id')}: {bot.get('state')}")
     return EXIT_OK if alive else EXIT_FAIL
+
+
+def _span(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def _for(now: float, since: Any) -> str:
+    return f" for {_span(now - float(since))}" if isinstance(since, int | float) and since else ""
+
+
+def _ago(now: float, when: Any) -> str:
+    return f" {_span(now - float(when))} ago" if isinstance(when, int | float) and when else ""
 
 
 def _pid_alive(pid: int) -> bool:

@@ -17,54 +17,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import Account, Bridge, Config, Link
+from ..runtime import SYSTEM_CLOCK, Clock
 from ..scalar.client import Client
 from ..scalar.errors import ConnectionClosed, RateLimited, ScalarError
 from ..scalar.events import Event
 from ..scalar.store import KeyValue
+from .state import LinkState
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class LinkStatus:
-    """Health of one link, as `bridgehost status` and the log show it."""
-
-    account: str
-    target: str
-    channel: str
-    direction: str
-    state: str = "starting"
-    queued: int = 0
-    dropped: int = 0
-    relayed_in: int = 0
-    relayed_out: int = 0
-    last_error: str | None = None
-    since: float = field(default_factory=time.time)
-
-    def set(self, state: str, error: str | None = None) -> None:
-        if state != self.state or (error and error != self.last_error):
-            level = logging.WARNING if error else logging.INFO
-            log.log(
-                level,
-                "link %s/%s <-> %s: %s%s",
-                self.account,
-                self.target,
-                self.channel,
-                state,
-                f" ({error})" if error else "",
-            )
-            self.state, self.since = state, time.time()
-        if error:
-            self.last_error = error
-
-    def as_dict(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in self.__slots__}
 
 
 class PublicLinks(Protocol):
@@ -101,7 +66,7 @@ class Adapter(Protocol):
     async def run(self) -> None:
         """Run until cancelled; the app restarts it with backoff if it raises."""
 
-    def status(self) -> list[LinkStatus]: ...
+    def status(self) -> list[LinkState]: ...
 
 
 _POSITION = "position:"
@@ -121,7 +86,7 @@ def origin_of(account: Account, target: str) -> str:
 class OutQueue:
     """Bounded FIFO of events waiting for one link; peek, send, then pop."""
 
-    def __init__(self, status: LinkStatus, maxlen: int) -> None:
+    def __init__(self, status: LinkState, maxlen: int) -> None:
         self.status = status
         self.maxlen = maxlen
         self._items: collections.deque[Event] = collections.deque()
@@ -153,12 +118,29 @@ class OutQueue:
         return self._items[0]
 
     def pop(self) -> None:
+        """The head event is done with (sent, or given up on)."""
         event = self._items.popleft()
         self.delivered = max(self.delivered, event.seq)
         self.status.queued = len(self._items)
 
+    def sent(self) -> None:
+        """The head event went out: pop it and count it (with its latency)."""
+        event = self._items[0]
+        self.pop()
+        self.status.relayed(event.time)
+
     def __len__(self) -> int:
         return len(self._items)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BridgedLink:
+    """One link of this adapter as the Scalar side routes to it."""
+
+    bridge: Bridge
+    link: Link
+    status: LinkState
+    queue: OutQueue
 
 
 class ScalarSide:
@@ -168,15 +150,14 @@ class ScalarSide:
     def __init__(self, ctx: AdapterContext, queue_size: int) -> None:
         self.ctx = ctx
         self.client: Client | None = None
-        self.links: dict[str, tuple[Bridge, Link, LinkStatus, OutQueue]] = {}
+        self.links: dict[str, BridgedLink] = {}
+        """By origin (see `origin_of`)."""
         for bridge, link in ctx.links:
-            st = LinkStatus(ctx.account.name, link.target, bridge.channel, link.direction)
-            self.links[origin_of(ctx.account, link.target)] = (
-                bridge,
-                link,
-                st,
-                OutQueue(st, queue_size),
+            st = LinkState(ctx.account.name, link.target, bridge.channel, link.direction)
+            self.links[origin_of(ctx.account, link.target)] = BridgedLink(
+                bridge, link, st, OutQueue(st, queue_size)
             )
+        self.clock: Clock = SYSTEM_CLOCK
         self._last_seq: dict[str, int] = {}
         self._saved: dict[str, int] = {}
         self._connected = asyncio.Event()
@@ -185,13 +166,13 @@ class ScalarSide:
         return origin_of(self.ctx.account, link.target)
 
     def queue(self, link: Link) -> OutQueue:
-        return self.links[self.origin(link)][3]
+        return self.links[self.origin(link)].queue
 
-    def status_of(self, link: Link) -> LinkStatus:
-        return self.links[self.origin(link)][2]
+    def status_of(self, link: Link) -> LinkState:
+        return self.links[self.origin(link)].status
 
-    def statuses(self) -> list[LinkStatus]:
-        return [entry[2] for entry in self.links.values()]
+    def statuses(self) -> list[LinkState]:
+        return [entry.status for entry in self.links.values()]
 
     async def run(self) -> None:
         """Hold a session to the hub; re-subscribe and catch up after any loss.
@@ -212,7 +193,7 @@ class ScalarSide:
             client = await self.ctx.connect()
             try:
                 channels = sorted(
-                    {b.channel for b, link, _, _ in self.links.values() if link.outbound}
+                    {e.bridge.channel for e in self.links.values() if e.link.outbound}
                 )
                 for channel in channels:
                     meta = await client.sub(channel)
@@ -241,9 +222,10 @@ class ScalarSide:
     async def _resume_links(self, client: Client, channel: str, head: int) -> None:
         """First session of this process: queue what each link of `channel` missed
         since its saved position (none saved: a first start replays nothing)."""
-        for origin, (bridge, link, _st, queue) in self.links.items():
-            if bridge.channel != channel or not link.outbound:
+        for origin, entry in self.links.items():
+            if entry.bridge.channel != channel or not entry.link.outbound:
                 continue
+            queue = entry.queue
             raw = await self.ctx.kv.get(_POSITION + origin)
             saved = int(raw) if raw else head
             queue.delivered = max(queue.delivered, saved)
@@ -262,15 +244,15 @@ class ScalarSide:
     def _position(self, origin: str) -> int:
         """How far a link is done: its last sent event, or, when nothing waits for
         it, everything routed so far (the rest was not for this link)."""
-        bridge, _, _, queue = self.links[origin]
-        if len(queue):
-            return queue.delivered
-        return max(queue.delivered, self._last_seq.get(bridge.channel, 0))
+        entry = self.links[origin]
+        if len(entry.queue):
+            return entry.queue.delivered
+        return max(entry.queue.delivered, self._last_seq.get(entry.bridge.channel, 0))
 
     async def _save_positions(self) -> None:
-        for origin, (_, link, _, _) in self.links.items():
+        for origin, entry in self.links.items():
             position = self._position(origin)
-            if link.outbound and position and self._saved.get(origin) != position:
+            if entry.link.outbound and position and self._saved.get(origin) != position:
                 await self.ctx.kv.set(_POSITION + origin, str(position).encode())
                 self._saved[origin] = position
 
@@ -292,9 +274,10 @@ class ScalarSide:
         if event.seq <= last and not own:
             return
         self._last_seq[event.topic] = max(last, event.seq)
-        for origin, (bridge, link, _st, queue) in self.links.items():
-            if bridge.channel == event.topic and link.outbound and _relays(origin, event):
-                queue.put(event)
+        for origin, entry in self.links.items():
+            link = entry.link
+            if entry.bridge.channel == event.topic and link.outbound and _relays(origin, event):
+                entry.queue.put(event)
 
     async def publish(
         self,
@@ -305,12 +288,18 @@ class ScalarSide:
         kind: str = "text",
         ctype: str | None = None,
         reply_to: bytes | None = None,
+        received: float | None = None,
     ) -> Event | None:
         """Relay one remote message into the bridged channel (waits for the hub).
 
-        Returns the stored event, or None when it could not be published (logged).
+        `received` is when it arrived from the remote side (the clock's
+        `monotonic()`; default now), for the link's inbound latency. Returns
+        the stored event, or None when it could not be published (logged).
         """
-        bridge, _, st, _ = self.links[self.origin(link)]
+        entry = self.links[self.origin(link)]
+        bridge, st = entry.bridge, entry.status
+        if received is None:
+            received = self.clock.monotonic()
         if not link.inbound:
             return None
         nick = nick[:64] or "?"
@@ -337,7 +326,7 @@ class ScalarSide:
                 st.set(st.state, f"hub refused a message from {nick}: {exc.code}: {exc.text}")
                 return None
             else:
-                st.relayed_in += 1
+                st.published(self.clock.monotonic() - received)
                 self._route(event, own=True)
                 return event
         st.set(st.state, f"could not publish a message from {nick}: hub unavailable")

@@ -12,11 +12,13 @@ problem-collecting YAML getters, `sections` the server and account readers,
 
 from .load import DEFAULT_FILE, EMBEDDED_DEFAULT, find_config, load_config, parse_config
 from .model import (
+    DIRECTIONS,
     Account,
     BotConfig,
     Bridge,
     Config,
     ConfigError,
+    Direction,
     Flood,
     FsAccount,
     IrcAccount,
@@ -28,12 +30,14 @@ from .model import (
 
 __all__ = [
     "DEFAULT_FILE",
+    "DIRECTIONS",
     "EMBEDDED_DEFAULT",
     "Account",
     "BotConfig",
     "Bridge",
     "Config",
     "ConfigError",
+    "Direction",
     "Flood",
     "FsAccount",
     "IrcAccount",

@@ -11,6 +11,7 @@ import yaml
 from ..scalar import ids
 from ..web.config import http_section
 from .model import (
+    DIRECTIONS,
     Account,
     BotConfig,
     Bridge,
@@ -99,7 +100,7 @@ def _bridges(
                 Link(
                     account=account,
                     target=target,
-                    direction=lr.choice("direction", "both", ("in", "out", "both")),
+                    direction=lr.choice("direction", "both", DIRECTIONS),
                     key=lr.text("key", secret=True),
                     markdown=lr.boolean("markdown", False),
                 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..scalar.settings import Limits, ServerSettings, Timeouts
 from ..web.config import HttpConfig
@@ -116,11 +116,16 @@ class FsAccount:
 Account = IrcAccount | MatrixAccount | FsAccount
 
 
+Direction = Literal["in", "out", "both"]
+"""in: remote -> Scalar only; out: Scalar -> remote only; both."""
+DIRECTIONS: tuple[Direction, ...] = ("in", "out", "both")
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
     account: str
     target: str
-    direction: str = "both"
+    direction: Direction = "both"
     key: str | None = field(default=None, repr=False)
     markdown: bool = False
 

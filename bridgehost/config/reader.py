@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 _SECRET = re.compile(r"\$\{([^}]+)\}")
 T = TypeVar("T")
+S = TypeVar("S", bound=str)
 
 
 class Reader:
@@ -82,12 +83,13 @@ class Reader:
             return default
         return value
 
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(self, key: str, default: S, choices: tuple[S, ...]) -> S:
         value = self.text(key, default)
-        if value not in choices:
-            self.problem(key, f"must be one of {', '.join(choices)}, not {value!r}")
-            return default
-        return str(value)
+        for choice in choices:
+            if value == choice:
+                return choice
+        self.problem(key, f"must be one of {', '.join(choices)}, not {value!r}")
+        return default
 
     def path_(
         self, key: str, default: Path | None = None, *, required: bool = False

@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from ..config import Config
+from ..runtime import Histogram
 from ..scalar.server import ScalarServer
 from ..scalar.settings import Clock
 from ..scalar.store import Store
@@ -18,19 +19,39 @@ from .links import PublicLinks
 
 
 class LinkView(Protocol):
-    """One link's health as the adapters keep it (read, never written, here)."""
+    """One link's health as the adapters keep it (`adapters.state.LinkState`;
+    read, never written, here)."""
 
-    account: str
-    target: str
-    channel: str
-    direction: str
-    state: str
-    queued: int
-    dropped: int
-    relayed_in: int
-    relayed_out: int
-    last_error: str | None
-    since: float
+    @property
+    def account(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def queued(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def relayed_in(self) -> int: ...
+    @property
+    def relayed_out(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def last_error_time(self) -> float | None: ...
+    @property
+    def since(self) -> float: ...
+    @property
+    def failing_since(self) -> float | None: ...
+    @property
+    def latency_in(self) -> Histogram: ...
+    @property
+    def latency_out(self) -> Histogram: ...
 
 
 class MediaSource(Protocol):

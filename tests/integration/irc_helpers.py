@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bridgehost.adapters.base import LinkStatus
 from bridgehost.adapters.irc import IrcAdapter
+from bridgehost.adapters.state import LinkState
 from bridgehost.testing import Running
 from tests.servers.ircd import InspIRCd, RawIRC
 
@@ -63,7 +63,7 @@ async def wait_until(
         await asyncio.sleep(0.02)
 
 
-def statuses(srv: Running) -> list[LinkStatus]:
+def statuses(srv: Running) -> list[LinkState]:
     return srv.app.link_statuses()
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bridgehost.adapters.base import LinkStatus
 from bridgehost.adapters.matrix.events import Membership
 from bridgehost.adapters.matrix.rooms import Room, Rooms
+from bridgehost.adapters.state import LinkState
 from bridgehost.config import Bridge, Link
 
 ME = "@bridge:example.org"
@@ -15,7 +15,7 @@ def rooms() -> Rooms:
     for target in ("!a:x", "!b:x"):
         link = Link(account="mx", target=target)
         bridge = Bridge(channel="#c@d", links=(link,))
-        made.append(Room(bridge, link, LinkStatus("mx", target, "#c@d", "both")))
+        made.append(Room(bridge, link, LinkState("mx", target, "#c@d", "both")))
     return Rooms("mx", ME, made)
 
 

@@ -30,7 +30,8 @@ from ...scalar import ids
 from ...scalar.client import Client
 from ...scalar.errors import BadTopic, ConnectionClosed, RateLimited, ScalarError
 from ...scalar.events import Event
-from ..base import AdapterContext, LinkStatus, ScalarSide, origin_of
+from ..base import AdapterContext, ScalarSide, origin_of
+from ..state import LinkState
 from .fifo import FifoReader
 from .files import append, ensure_dir, write_atomic
 from .lines import MAX_LINE_BYTES, Line, format_event, format_notice, parse_input
@@ -58,7 +59,7 @@ class FsAdapter:
         self.domain = ctx.config.server.domain
         self.own_id = ctx.reserved_id
         self.side = ScalarSide(ctx, ctx.account.queue)
-        self.dm_status = LinkStatus(ctx.account.name, "(direct messages)", self.own_id, "both")
+        self.dm_status = LinkState(ctx.account.name, "(direct messages)", self.own_id, "both")
         self.users = self._qualify_users(ctx.account.users)
         self._dm: Client | None = None
         self._dm_ready = asyncio.Event()
@@ -69,7 +70,7 @@ class FsAdapter:
         self._group: asyncio.TaskGroup | None = None
         self._action_piece: dict[Path, str] = {}
 
-    def status(self) -> list[LinkStatus]:
+    def status(self) -> list[LinkState]:
         return [*self.side.statuses(), self.dm_status]
 
     def _qualify_users(self, users: tuple[str, ...]) -> tuple[str, ...]:
@@ -138,7 +139,7 @@ class FsAdapter:
             group.create_task(self._watch(reader, st))
         st.set("up")
 
-    async def _watch(self, reader: FifoReader, st: LinkStatus) -> None:
+    async def _watch(self, reader: FifoReader, st: LinkState) -> None:
         """Keep reading one FIFO; a file-system error is logged and retried."""
         while True:
             try:
@@ -150,7 +151,7 @@ class FsAdapter:
 
     # --- output ------------------------------------------------------------------------
 
-    def _append(self, path: Path, text: str, st: LinkStatus) -> None:
+    def _append(self, path: Path, text: str, st: LinkState) -> None:
         try:
             append(path, text)
         except OSError as exc:
@@ -168,9 +169,10 @@ class FsAdapter:
         while True:
             event = await queue.peek()
             self._append(path, format_event(event, self.domain), st)
-            queue.pop()
             if event.origin != own:
-                st.relayed_out += 1
+                queue.sent()
+            else:
+                queue.pop()
 
     # --- input ---------------------------------------------------------------------------
 
@@ -272,6 +274,7 @@ class FsAdapter:
 
     async def _send_dm(self, peer: str, kind: str, body: str) -> None:
         origin = origin_of(self.account, peer)
+        received = time.monotonic()
         for attempt in range(50):
             await self._dm_ready.wait()
             client = self._dm
@@ -289,7 +292,7 @@ class FsAdapter:
                 self._notice(f"message to {peer} refused: {exc.code}: {exc.text}")
                 return
             else:
-                self.dm_status.relayed_in += 1
+                self.dm_status.published(time.monotonic() - received)
                 self._append(
                     self._dir(peer) / "out", format_event(event, self.domain), self.dm_status
                 )
@@ -343,5 +346,5 @@ class FsAdapter:
             self._append(
                 self._dir(event.sender) / "out", format_event(event, self.domain), self.dm_status
             )
-            self.dm_status.relayed_out += 1
+            self.dm_status.relayed(event.time)
         await self._save_dm_seq(event.seq)

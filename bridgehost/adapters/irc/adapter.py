@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from ...config import Bridge, IrcAccount, Link
 from ...runtime import TaskSet
 from ...scalar.events import Event
-from ..base import AdapterContext, LinkStatus, OutQueue, ScalarSide
+from ..base import AdapterContext, OutQueue, ScalarSide
 from ..formatting import NICK_BUDGET, Rendered, irc_to_scalar, render_lines, text_budget
+from ..state import LinkState, State
 from .connection import IrcConnection, RegistrationFailed
 from .flood import flood_bucket
 from .protocol import fold, nick_candidates
@@ -45,7 +46,7 @@ class _Link:
 
     bridge: Bridge
     link: Link
-    status: LinkStatus
+    status: LinkState
     queue: OutQueue
     joined: asyncio.Event = field(default_factory=asyncio.Event)
     removed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -62,6 +63,8 @@ class _Incoming:
     body: str
     kind: str
     ctype: str | None
+    received: float
+    """When the line arrived (monotonic), for the link's inbound latency."""
 
 
 def sender_nick(event: Event) -> str:
@@ -102,7 +105,7 @@ class IrcAdapter:
         """Connection attempts so far (health, and tests of the backoff)."""
         self._inbound: asyncio.Queue[_Incoming] = asyncio.Queue()
 
-    def status(self) -> list[LinkStatus]:
+    def status(self) -> list[LinkState]:
         return self.side.statuses()
 
     async def run(self) -> None:
@@ -116,7 +119,7 @@ class IrcAdapter:
 
     # --- connection lifecycle ---------------------------------------------------------------
 
-    def _set_all(self, state: str, error: str | None = None) -> None:
+    def _set_all(self, state: State, error: str | None = None) -> None:
         for lk in self.links.values():
             lk.status.set(state, error)
 
@@ -129,7 +132,7 @@ class IrcAdapter:
             self._set_all("connecting")
             bucket = flood_bucket(acc.flood.burst, acc.flood.interval)
             conn = IrcConnection(acc, self, bucket)
-            state = "disconnected"
+            state: State = "disconnected"
             try:
                 await conn.connect()
             except RegistrationFailed as exc:
@@ -216,7 +219,8 @@ class IrcAdapter:
             return
         body, ctype = irc_to_scalar(text, markdown=lk.link.markdown)
         if body.strip():
-            self._inbound.put_nowait(_Incoming(lk, nick, body, kind, ctype))
+            received = self.side.clock.monotonic()
+            self._inbound.put_nowait(_Incoming(lk, nick, body, kind, ctype, received))
 
     def on_joined(self, channel: str) -> None:
         lk = self.links.get(fold(channel))
@@ -249,7 +253,12 @@ class IrcAdapter:
         while True:
             item = await self._inbound.get()
             await self.side.publish(
-                item.link.link, nick=item.nick, body=item.body, kind=item.kind, ctype=item.ctype
+                item.link.link,
+                nick=item.nick,
+                body=item.body,
+                kind=item.kind,
+                ctype=item.ctype,
+                received=item.received,
             )
 
     def render(self, lk: _Link, event: Event) -> Rendered:
@@ -288,6 +297,5 @@ class IrcAdapter:
                 elif not conn.alive:
                     await asyncio.sleep(0.05)  # connection just died; the session ends soon
             if current():
-                lk.queue.pop()
-                lk.status.relayed_out += 1
+                lk.queue.sent()
             lk.sent = 0

@@ -37,7 +37,8 @@ from nio import (
 
 from ...config import MatrixAccount
 from ...scalar.events import Event
-from ..base import AdapterContext, LinkStatus, ScalarSide
+from ..base import AdapterContext, ScalarSide
+from ..state import LinkState
 from .checkpoint import Checkpoint
 from .eventmap import EventMap
 from .events import (
@@ -106,10 +107,12 @@ class MatrixAdapter:
         self._client: AsyncClient | None = None
         self._publishing = asyncio.Lock()
         self.rate_limited = 0
+        self._received = 0.0
+        """When the batch being relayed arrived (monotonic), for inbound latency."""
         self.syncs = 0
         self.sync_failures = 0
 
-    def status(self) -> list[LinkStatus]:
+    def status(self) -> list[LinkState]:
         return self.scalar.statuses()
 
     def media_credentials(self) -> tuple[str, str] | None:
@@ -200,6 +203,7 @@ class MatrixAdapter:
                 self.rooms.set_down(f"homeserver unreachable: {_describe(exc)}")
             else:
                 if isinstance(resp, SyncResponse):
+                    self._received = self.scalar.clock.monotonic()
                     self.syncs += 1
                     self.rooms.set_online()
                     return resp
@@ -360,6 +364,7 @@ class MatrixAdapter:
                 kind=made.kind,
                 ctype=made.ctype,
                 reply_to=reply_to,
+                received=self._received or None,
             )
             if event is not None:
                 self.checkpoint.published(event)
@@ -446,7 +451,7 @@ class MatrixAdapter:
         resp = await client.room_send(room_id, "m.room.message", content, tx_id=txn_id(event))
         if isinstance(resp, RoomSendResponse):
             await self.map.remember(room_id, resp.event_id, event.id)
-            room.status.relayed_out += 1
+            room.status.relayed(event.time)
             return True
         code, message = getattr(resp, "status_code", None), getattr(resp, "message", "")
         status = getattr(getattr(resp, "transport_response", None), "status", None)

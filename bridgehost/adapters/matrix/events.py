@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ...scalar.events import Event
+from ..state import State
 from .render import (
     html_to_markdown,
     html_to_text,
@@ -269,7 +270,7 @@ class Membership:
     sender: str
     reason: str | None = None
 
-    def describe(self, user_id: str) -> tuple[str, str]:
+    def describe(self, user_id: str) -> tuple[State, str]:
         """(link state, error text) for a room we are no longer in."""
         by = "" if self.sender == user_id else f" by {self.sender}"
         why = f": {self.reason}" if self.reason else ""

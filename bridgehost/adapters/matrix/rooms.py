@@ -17,7 +17,7 @@ from typing import Any
 from nio import AsyncClient, JoinedRoomsResponse, JoinResponse, RoomResolveAliasResponse
 
 from ...config import Bridge, Link
-from ..base import LinkStatus
+from ..state import LinkState, State
 from .events import Membership
 from .session import UNKNOWN_TOKEN, TokenRejected
 
@@ -30,14 +30,14 @@ class Room:
 
     bridge: Bridge
     link: Link
-    status: LinkStatus
+    status: LinkState
     room_id: str | None = None
     joined: asyncio.Event = field(default_factory=asyncio.Event)
     warned_encrypted: bool = False
-    out: tuple[str, str] | None = None
+    out: tuple[State, str] | None = None
     """Why we are not in the room (state, error), shown again after an outage."""
 
-    def left(self, state: str, error: str) -> None:
+    def left(self, state: State, error: str) -> None:
         self.joined.clear()
         self.out = (state, error)
         self.status.set(state, error)
