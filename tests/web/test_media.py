@@ -16,7 +16,7 @@ import pytest
 
 from bridgehost.web.links import PublicLinks, load_key
 from bridgehost.web.server import WebServer, web_context
-from tests.integration.irc_helpers import irc_account
+from tests.integration.irc_helpers import irc_account, wait_until
 from tests.integration.matrix_helpers import overrides, private_room, register_bot, send, wait_up
 from tests.servers.ircd import InspIRCd, RawIRC, free_port
 from tests.servers.synapse_fixtures import MatrixUsers
@@ -107,8 +107,10 @@ async def test_image_reaches_irc_as_a_link_a_plain_client_can_open(
         assert headers["Content-Type"] == "image/png"
         assert headers["Content-Disposition"].startswith("inline;")
         assert "sandbox" in headers["Content-Security-Policy"]
-        cached = list((tmp_path / "data" / "media-cache").glob("[0-9a-f]*"))
-        assert [p.suffix for p in sorted(cached)] == ["", ".type"]
+        cache = tmp_path / "data" / "media-cache"
+        await wait_until(  # kept once the whole file went out
+            lambda: sorted(p.suffix for p in cache.iterdir()) == ["", ".type"], 5, "cached"
+        )
         again = await asyncio.to_thread(fetch, link)
         assert again[:2] == (200, image)
 
