@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .adapters.transcript import Transcript, escape_controls
 from .app import STATUS_FILE, App
 from .config import Config, ConfigError, find_config
 from .scalar import ids
@@ -164,18 +165,13 @@ async def _cli_client(config: Config, args: argparse.Namespace) -> Client:
     return await connect(url, id=ident, secret=token)
 
 
-def format_event(event: Event) -> str:
-    """`YYYY-MM-DD HH:MM:SS <nick> body`, one line per body line (UTC)."""
+def format_event(event: Event, transcript: Transcript | None = None) -> str:
+    """`YYYY-MM-DD HH:MM:SS <nick> body`, one line per body line (UTC); edits,
+    reactions, deletions, topics and membership as `* nick ...` lines; control
+    characters escaped (a remote network's body cannot drive the terminal)."""
     stamp = dt.datetime.fromtimestamp(event.time / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    who = event.nick or event.sender
-    lines = event.body.split("\n") or [""]
-    if event.kind == "action":
-        return "\n".join(f"{stamp} * {who} {line}" for line in lines)
-    if event.kind == "notice":
-        return "\n".join(f"{stamp} -{who}- {line}" for line in lines)
-    if event.kind == "presence":
-        return f"{stamp} {event.sender} is {event.body}"
-    return "\n".join(f"{stamp} <{who}> {line}" for line in lines)
+    lines = (transcript or Transcript()).lines(event)
+    return "\n".join(f"{stamp} {escape_controls(line)}" for line in lines)
 
 
 def cmd_say(config: Config, args: argparse.Namespace) -> int:
@@ -204,12 +200,13 @@ def cmd_tail(config: Config, args: argparse.Namespace) -> int:
         try:
             topic = ids.normalise(args.topic)
             meta = await client.sub(topic)
+            transcript = Transcript()
             if args.history and meta.history:
                 page = await client.catchup(topic, limit=args.history)
                 for event in page.events:
-                    print(format_event(event), flush=True)
+                    print(format_event(event, transcript), flush=True)
             async for event in client:
-                print(format_event(event), flush=True)
+                print(format_event(event, transcript), flush=True)
         finally:
             await client.close()
 

@@ -10,7 +10,17 @@
 See docs/bots.md.
 """
 
-from .api import Bot, BotCommands, CommandInfo, Context, Directory, command, every, on_message
+from .api import (
+    Bot,
+    BotCommands,
+    CommandInfo,
+    Context,
+    Directory,
+    command,
+    every,
+    on_event,
+    on_message,
+)
 from .schema import BotConfigError
 from .store import JSON, BotStore
 
@@ -25,5 +35,6 @@ __all__ = [
     "Directory",
     "command",
     "every",
+    "on_event",
     "on_message",
 ]

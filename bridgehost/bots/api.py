@@ -33,10 +33,15 @@ B = TypeVar("B", bound="Bot[Any]")
 
 CommandHandler = Callable[[B, "Context", str], Awaitable[None]]
 MessageHandler = Callable[[B, "Context", "re.Match[str]"], Awaitable[None]]
+EventHandler = Callable[[B, "Context"], Awaitable[None]]
 JobHandler = Callable[[B], Awaitable[None]]
 
 _MARK = "__bridgehost_handlers__"
 _COMMAND_NAME = re.compile(r"[^\s]{1,64}")
+MESSAGE_KINDS = frozenset({"text", "action"})
+"""Kinds whose body is something a person said: what commands and patterns see.
+An edit, a reaction or a topic change never runs a command (`!ping` typed as a
+reaction key, or an edit of an old `!ping`, is not a new request)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,12 @@ class CommandSpec:
 @dataclass(frozen=True, slots=True)
 class PatternSpec:
     regex: re.Pattern[str] | None
+    attr: str
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    kinds: frozenset[str]
     attr: str
 
 
@@ -86,7 +97,14 @@ class Outlet(Protocol):
     """Where a bot's messages go: the runner (rate limit, current connection)."""
 
     async def publish(
-        self, topic: str, body: str, *, kind: str, ctype: str | None, reply_to: bytes | None
+        self,
+        topic: str,
+        body: str,
+        *,
+        kind: str,
+        ctype: str | None,
+        reply_to: bytes | None,
+        target: bytes | None = None,
     ) -> Event: ...
 
 
@@ -125,6 +143,21 @@ def on_message(
     return mark
 
 
+def on_event(*kinds: str) -> Callable[[EventHandler[B]], EventHandler[B]]:
+    """Every event of one of `kinds` (`edit`, `delete`, `react`, `join`, `part`,
+    `topic`, or `text`/`action`/`notice`) calls `handler(self, ctx)`; what it
+    acts on is `ctx.event.target`. Bots never see `notice`s, `presence` or their
+    own events, whatever they ask for."""
+    if not kinds:
+        raise ValueError("on_event needs at least one kind")
+
+    def mark(fn: EventHandler[B]) -> EventHandler[B]:
+        _mark(fn, KindSpec(frozenset(kinds), ""))
+        return fn
+
+    return mark
+
+
 def every(seconds: float) -> Callable[[JobHandler[B]], JobHandler[B]]:
     """Call `handler(self)` every `seconds` (first run one interval after start);
     runs never overlap."""
@@ -153,6 +186,7 @@ class Bot(Generic[ConfigT]):
 
     _commands: ClassVar[dict[str, CommandSpec]] = {}
     _patterns: ClassVar[tuple[PatternSpec, ...]] = ()
+    _kinds: ClassVar[tuple[KindSpec, ...]] = ()
     _jobs: ClassVar[tuple[JobSpec, ...]] = ()
 
     config: ConfigT
@@ -170,6 +204,7 @@ class Bot(Generic[ConfigT]):
         super().__init_subclass__(**kwargs)
         commands: dict[str, CommandSpec] = {}
         patterns: list[PatternSpec] = []
+        kinds: list[KindSpec] = []
         jobs: list[JobSpec] = []
         names = {name for klass in cls.__mro__ for name in vars(klass)}
         for attr in sorted(names):
@@ -179,9 +214,12 @@ class Bot(Generic[ConfigT]):
                     commands[mark.name] = CommandSpec(mark, attr)
                 elif isinstance(mark, PatternSpec):
                     patterns.append(PatternSpec(mark.regex, attr))
+                elif isinstance(mark, KindSpec):
+                    kinds.append(KindSpec(mark.kinds, attr))
                 elif isinstance(mark, JobSpec):
                     jobs.append(JobSpec(mark.seconds, attr))
         cls._commands, cls._patterns, cls._jobs = commands, tuple(patterns), tuple(jobs)
+        cls._kinds = tuple(kinds)
 
     # --- what the framework sets up ----------------------------------------------------
 
@@ -218,12 +256,27 @@ class Bot(Generic[ConfigT]):
         kind: str = "text",
         ctype: str | None = None,
         reply_to: bytes | None = None,
+        target: bytes | None = None,
     ) -> Event:
         """Publish to any topic (a channel, or a user ID for a direct message).
         Waits for the bot's rate limit and for a live connection."""
         if self._outlet is None:
             raise RuntimeError(f"bot {self.id or type(self).__name__} is not running")
-        return await self._outlet.publish(topic, text, kind=kind, ctype=ctype, reply_to=reply_to)
+        return await self._outlet.publish(
+            topic, text, kind=kind, ctype=ctype, reply_to=reply_to, target=target
+        )
+
+    async def edit(self, event: Event, text: str) -> Event:
+        """Replace the text of an event this bot published (§11 `edit`)."""
+        return await self.send(event.topic, text, kind="edit", target=event.id)
+
+    async def delete(self, event: Event, reason: str = "") -> Event:
+        """Withdraw an event this bot published (§11 `delete`)."""
+        return await self.send(event.topic, reason, kind="delete", target=event.id)
+
+    async def react(self, event: Event, key: str) -> Event:
+        """React to any event with `key` (an emoji or a short text, at most 64 bytes)."""
+        return await self.send(event.topic, key, kind="react", target=event.id)
 
     @classmethod
     def commands(cls) -> tuple[CommandInfo, ...]:
@@ -275,3 +328,16 @@ class Context:
         self, topic: str, text: str, *, kind: str = "text", ctype: str | None = None
     ) -> Event:
         return await self.bot.send(topic, text, kind=kind, ctype=ctype)
+
+    async def react(self, key: str) -> Event:
+        """React to the incoming event with `key` (an emoji or a short text)."""
+        return await self.bot.react(self.event, key)
+
+    async def edit(self, event: Event, text: str) -> Event:
+        """Replace the text of `event`, one the bot published (say, what `reply`
+        returned: answer at once, then fill in the result)."""
+        return await self.bot.edit(event, text)
+
+    async def delete(self, event: Event, reason: str = "") -> Event:
+        """Withdraw `event`, one the bot published."""
+        return await self.bot.delete(event, reason)

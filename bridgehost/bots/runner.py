@@ -29,7 +29,7 @@ from ..runtime import TaskSet
 from ..scalar.client import Client
 from ..scalar.errors import AuthFailed, ConnectionClosed, ScalarError
 from ..scalar.events import Event
-from .api import Bot, BotCommands, Context, JobSpec
+from .api import MESSAGE_KINDS, Bot, BotCommands, Context, JobSpec
 from .directory import directory_id, manifest_body
 from .ratelimit import pacer
 
@@ -224,6 +224,11 @@ class BotRunner:
         body = event.body
         prefix = self.settings.prefix
         bot: Any = self.bot
+        for wants in self.bot._kinds:
+            if event.kind in wants.kinds:
+                self._spawn(wants.attr, event, functools.partial(getattr(bot, wants.attr), ctx))
+        if event.kind not in MESSAGE_KINDS:
+            return
         if prefix and body.startswith(prefix):
             word, _, rest = body[len(prefix) :].partition(" ")
             spec = self.bot._commands.get(word.strip().lower())
@@ -287,14 +292,23 @@ class BotRunner:
     # --- outgoing (the bot's Outlet) ---------------------------------------------------
 
     async def publish(
-        self, topic: str, body: str, *, kind: str, ctype: str | None, reply_to: bytes | None
+        self,
+        topic: str,
+        body: str,
+        *,
+        kind: str,
+        ctype: str | None,
+        reply_to: bytes | None,
+        target: bytes | None = None,
     ) -> Event:
         await self.pacer.acquire()
         await self._connected.wait()
         client = self._client
         if client is None:
             raise ConnectionClosed("not connected")
-        event = await client.publish(topic, body, kind=kind, ctype=ctype, reply_to=reply_to)
+        event = await client.publish(
+            topic, body, kind=kind, ctype=ctype, reply_to=reply_to, target=target
+        )
         self.published += 1
         return event
 

@@ -90,6 +90,7 @@ class Store:
         self._pending_titles: dict[str, str] = {}
         self._nonces_since_prune = 0
         self._batch: asyncio.Future[None] | None = None
+        self._committing: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -169,9 +170,11 @@ class Store:
         return self._batch
 
     async def flush(self) -> None:
-        """Wait until everything appended so far is committed."""
-        if self._batch is not None and not self._batch.done():
-            await asyncio.shield(self._batch)
+        """Wait until everything appended so far is committed (the batch being
+        committed now too: its events may already be delivered)."""
+        for batch in (self._committing, self._batch):
+            if batch is not None and not batch.done():
+                await asyncio.shield(batch)
 
     async def wait_backlog(self) -> None:
         """Back-pressure for publishers: wait while the uncommitted backlog is too big."""
@@ -187,6 +190,7 @@ class Store:
             await asyncio.sleep(0)
             self._wake.clear()
             batch, self._batch = self._batch, None
+            self._committing = batch
             events, self._pending = self._pending, []
             topics, self._pending_topics = self._pending_topics, {}
             titles, self._pending_titles = self._pending_titles, {}

@@ -32,9 +32,10 @@ from ...scalar.errors import BadTopic, ConnectionClosed, RateLimited, ScalarErro
 from ...scalar.events import Event
 from ..base import AdapterContext, ScalarSide, origin_of
 from ..state import LinkState
+from ..transcript import Transcript
 from .fifo import FifoReader
 from .files import append, ensure_dir, write_atomic
-from .lines import MAX_LINE_BYTES, Line, format_event, format_notice, parse_input
+from .lines import MAX_LINE_BYTES, Line, display_name, format_event, format_notice, parse_input
 from .names import escape_name, peer_of
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,11 @@ class FsAdapter:
         self.max_dm_readers = MAX_DM_READERS
         self._group: asyncio.TaskGroup | None = None
         self._action_piece: dict[Path, str] = {}
+        self._dm_transcript = self._transcript()
+
+    def _transcript(self) -> Transcript:
+        """How `out` files name people and the messages edits and reactions act on."""
+        return Transcript(functools.partial(display_name, domain=self.domain), memory=500)
 
     def status(self) -> list[LinkState]:
         return [*self.side.statuses(), self.dm_status]
@@ -166,9 +172,10 @@ class FsAdapter:
     async def _write_out(self, link: Link, path: Path) -> None:
         queue, st = self.side.queue(link), self.side.status_of(link)
         own = self.side.origin(link)
+        transcript = self._transcript()
         while True:
             event = await queue.peek()
-            self._append(path, format_event(event, self.domain), st)
+            self._append(path, format_event(event, self.domain, transcript), st)
             if event.origin != own:
                 queue.sent()
             else:
@@ -293,9 +300,8 @@ class FsAdapter:
                 return
             else:
                 self.dm_status.published(time.monotonic() - received)
-                self._append(
-                    self._dir(peer) / "out", format_event(event, self.domain), self.dm_status
-                )
+                out = format_event(event, self.domain, self._dm_transcript)
+                self._append(self._dir(peer) / "out", out, self.dm_status)
                 return
         self._notice(f"message to {peer} not sent: the hub is unavailable")
 
@@ -343,8 +349,7 @@ class FsAdapter:
             return
         if event.sender != self.own_id:
             self._open_dm(event.sender)
-            self._append(
-                self._dir(event.sender) / "out", format_event(event, self.domain), self.dm_status
-            )
+            out = format_event(event, self.domain, self._dm_transcript)
+            self._append(self._dir(event.sender) / "out", out, self.dm_status)
             self.dm_status.relayed(event.time)
         await self._save_dm_seq(event.seq)

@@ -7,40 +7,18 @@ comes out.
 
 from __future__ import annotations
 
-import re
-import unicodedata
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ...scalar.events import Event
+from ..transcript import Transcript, escape_controls
+
+__all__ = ["MAX_LINE_BYTES", "Line", "LineSplitter", "escape_controls", "format_event"]
 
 MAX_LINE_BYTES = 12 * 1024
 """Longest body published from one line of `in`: a frame holds 16382 bytes
 and the event around the body (topic, sender, nick, origin, id) needs room."""
-
-_BREAK = re.compile(r"\r\n|\r|\n")
-_BIDI = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
-
-
-def _escape_char(ch: str) -> str:
-    code = ord(ch)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}"
-
-
-def _unsafe(ch: str) -> bool:
-    if ord(ch) in _BIDI:
-        return True
-    return unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs")
-
-
-def escape_controls(text: str) -> str:
-    """Control characters (and line/paragraph separators, bidi overrides) as
-    `\\xNN` / `\\uNNNN`, so one line of `out` is one line on any terminal."""
-    if text.isprintable():
-        return text
-    return "".join(_escape_char(ch) if _unsafe(ch) else ch for ch in text)
 
 
 def stamp(time_ms: int) -> str:
@@ -56,21 +34,17 @@ def display_name(event: Event, domain: str) -> str:
     return name if dom == domain and name else event.sender
 
 
-def format_event(event: Event, domain: str) -> str:
+def format_event(event: Event, domain: str, transcript: Transcript | None = None) -> str:
     """The lines `out` gets for one event, each ending in a newline.
 
     `<nick> body` for text, `* nick body` for actions, `-nick- body` for
-    notices; a multi-line body gives one line per line, each stamped.
+    notices; a multi-line body gives one line per line, each stamped. Edits,
+    reactions, deletions, topics and membership are `* nick ...` lines that
+    name the message they act on when `transcript` has shown it.
     """
     when = stamp(event.time)
-    who = escape_controls(display_name(event, domain))
-    if event.kind == "action":
-        prefix = f"* {who} "
-    elif event.kind == "notice":
-        prefix = f"-{who}- "
-    else:
-        prefix = f"<{who}> "
-    return "".join(f"{when} {prefix}{escape_controls(line)}\n" for line in _BREAK.split(event.body))
+    shown = transcript or Transcript(functools.partial(display_name, domain=domain))
+    return "".join(f"{when} {escape_controls(line)}\n" for line in shown.lines(event))
 
 
 def format_notice(time_ms: int, text: str) -> str:
