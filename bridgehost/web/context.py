@@ -9,49 +9,13 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from ..adapters.state import LinkState
 from ..config import Config
-from ..runtime import Histogram
 from ..scalar.server import ScalarServer
 from ..scalar.settings import Clock
 from ..scalar.store import Store
 from .config import HttpConfig
 from .links import PublicLinks
-
-
-class LinkView(Protocol):
-    """One link's health as the adapters keep it (`adapters.state.LinkState`;
-    read, never written, here)."""
-
-    @property
-    def account(self) -> str: ...
-    @property
-    def target(self) -> str: ...
-    @property
-    def channel(self) -> str: ...
-    @property
-    def direction(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def queued(self) -> int: ...
-    @property
-    def dropped(self) -> int: ...
-    @property
-    def relayed_in(self) -> int: ...
-    @property
-    def relayed_out(self) -> int: ...
-    @property
-    def last_error(self) -> str | None: ...
-    @property
-    def last_error_time(self) -> float | None: ...
-    @property
-    def since(self) -> float: ...
-    @property
-    def failing_since(self) -> float | None: ...
-    @property
-    def latency_in(self) -> Histogram: ...
-    @property
-    def latency_out(self) -> Histogram: ...
 
 
 class MediaSource(Protocol):
@@ -68,7 +32,7 @@ class WebContext:
     server: ScalarServer
     store: Store
     clock: Clock
-    links: Callable[[], Sequence[LinkView]]
+    links: Callable[[], Sequence[LinkState]]
     """Every link of every adapter, live."""
     status: Callable[[], dict[str, Any]]
     """The JSON `bridgehost status` prints."""

@@ -14,15 +14,9 @@ import time
 
 from aiohttp import web
 
-from .context import CONTEXT, LinkView, WebContext
+from .context import CONTEXT, WebContext
 
 STORE_TIMEOUT = 2.0
-
-
-def failing_since(link: LinkView) -> float | None:
-    """Wall-clock time since which the link has been failing, or None if it is fine."""
-    value = getattr(link, "failing_since", None)
-    return float(value) if value is not None else None
 
 
 def problems(ctx: WebContext, now: float) -> list[str]:
@@ -32,7 +26,7 @@ def problems(ctx: WebContext, now: float) -> list[str]:
     if not listeners or not all(srv.is_serving() for srv in listeners):
         found.append("Scalar listeners are not serving")
     for link in ctx.links():
-        since = failing_since(link)
+        since = link.failing_since
         if since is None or now - since < ctx.http.unhealthy_after:
             continue
         why = f": {link.last_error}" if link.last_error else ""

@@ -9,7 +9,7 @@ several apps in one process); counters start at 0 with the process.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector, generate_latest
@@ -21,24 +21,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from .context import CONTEXT, LinkView, WebContext
+from ..adapters.state import STATES, LinkState
+from ..runtime import Histogram, HistogramSnapshot
+from .context import CONTEXT, WebContext
 
 LINK_LABELS = ("account", "target", "channel", "direction")
 
 
-class Snapshot(Protocol):
-    bounds: tuple[float, ...]
-    counts: tuple[int, ...]
-    """Cumulative, one more than `bounds` (the +Inf bucket)."""
-    sum: float
-    count: int
-
-
-class HistogramView(Protocol):
-    def snapshot(self) -> Snapshot: ...
-
-
-def _buckets(snap: Snapshot) -> list[tuple[str, float]]:
+def _buckets(snap: HistogramSnapshot) -> list[tuple[str, float]]:
     out = [(str(bound), float(n)) for bound, n in zip(snap.bounds, snap.counts, strict=False)]
     out.append(("+Inf", float(snap.count)))
     return out
@@ -48,10 +38,10 @@ def _histogram(name: str, doc: str, labels: Sequence[str] = ()) -> HistogramMetr
     return HistogramMetricFamily(name, doc, labels=list(labels))
 
 
-def _add(family: HistogramMetricFamily, labels: Sequence[str], hist: Any) -> None:
-    if hist is None or not callable(getattr(hist, "snapshot", None)):
+def _add(family: HistogramMetricFamily, labels: Sequence[str], hist: Histogram | None) -> None:
+    if hist is None:
         return
-    snap: Snapshot = hist.snapshot()
+    snap = hist.snapshot()
     family.add_metric(list(labels), _buckets(snap), snap.sum)
 
 
@@ -124,10 +114,12 @@ class BridgehostCollector(Collector):
         _add(commit, [], getattr(self.ctx.store, "commit_latency", None))
         yield commit
 
-    def _links(self, links: list[LinkView]) -> Iterator[Metric]:
+    def _links(self, links: list[LinkState]) -> Iterator[Metric]:
         labels = list(LINK_LABELS)
         state = GaugeMetricFamily(
-            "bridgehost_link_state", "1 for the state each link is in", labels=[*labels, "state"]
+            "bridgehost_link_state",
+            "1 for the state each link is in, 0 for the others",
+            labels=[*labels, "state"],
         )
         failing = GaugeMetricFamily(
             "bridgehost_link_failing_seconds",
@@ -164,17 +156,17 @@ class BridgehostCollector(Collector):
         now = self._now()
         for link in links:
             values = [link.account, link.target, link.channel, link.direction]
-            state.add_metric([*values, str(link.state)], 1)
-            since = getattr(link, "failing_since", None)
+            for name in STATES:
+                state.add_metric([*values, name], 1 if name == link.state else 0)
+            since = link.failing_since
             failing.add_metric(values, max(0.0, now - since) if since is not None else 0.0)
             queued.add_metric(values, link.queued)
             dropped.add_metric(values, link.dropped)
             relayed_in.add_metric(values, link.relayed_in)
             relayed_out.add_metric(values, link.relayed_out)
-            stamp = getattr(link, "last_error_time", None)
-            last_error.add_metric(values, float(stamp) if stamp else 0.0)
-            _add(latency_in, values, getattr(link, "latency_in", None))
-            _add(latency_out, values, getattr(link, "latency_out", None))
+            last_error.add_metric(values, link.last_error_time or 0.0)
+            _add(latency_in, values, link.latency_in)
+            _add(latency_out, values, link.latency_out)
         yield from (state, failing, queued, dropped, relayed_in, relayed_out, last_error)
         yield from (latency_in, latency_out)
 

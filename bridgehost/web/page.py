@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from .. import __version__
-from .context import CONTEXT, LinkView, WebContext
-from .health import failing_since, problems
+from ..adapters.state import HEALTHY, LinkState
+from .context import CONTEXT, WebContext
+from .health import problems
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-OK_STATES = frozenset({"joined", "up", "connected"})
 
 STYLE = """
 :root { color-scheme: light dark; --ok: #1a7f37; --warn: #9a6700; --bad: #cf222e;
@@ -76,21 +76,21 @@ def _when(stamp: float | None, now: float) -> str:
     return f'<time datetime="{_e(utc)}" title="{_e(utc)}">{_e(_ago(now - stamp))}</time>'
 
 
-def _state_class(link: LinkView, now: float, limit: float) -> str:
-    if link.state in OK_STATES:
+def _state_class(link: LinkState, now: float, limit: float) -> str:
+    if link.state in HEALTHY:
         return "ok"
-    since = failing_since(link)
+    since = link.failing_since
     return "bad" if since is not None and now - since >= limit else "warn"
 
 
-def _link_row(ctx: WebContext, link: LinkView, now: float) -> str:
+def _link_row(ctx: WebContext, link: LinkState, now: float) -> str:
     account = ctx.config.accounts.get(link.account)
     kind = account.type if account is not None else "?"
     cls = _state_class(link, now, ctx.http.unhealthy_after)
     error = ""
     if link.last_error:
-        stamp = getattr(link, "last_error_time", None)
-        error = f'<span class="error">{_e(link.last_error)}</span> {_when(stamp, now)}'
+        when = _when(link.last_error_time, now)
+        error = f'<span class="error">{_e(link.last_error)}</span> {when}'
     cells = [
         ("Link", f"{_e(kind)} <b>{_e(link.account)}</b> {_e(link.target)}"),
         ("Direction", _e(link.direction)),
@@ -108,7 +108,7 @@ def _link_row(ctx: WebContext, link: LinkView, now: float) -> str:
     return f"<tr>{tds}</tr>"
 
 
-def _bridges(ctx: WebContext, links: Sequence[LinkView], now: float) -> str:
+def _bridges(ctx: WebContext, links: Sequence[LinkState], now: float) -> str:
     by_key = {(lk.account, lk.target, lk.channel): lk for lk in links}
     head = "".join(
         f"<th>{h}</th>"

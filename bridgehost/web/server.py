@@ -17,11 +17,12 @@ from typing import Any, Protocol, cast
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from ..adapters.state import LinkState
 from ..config import Config
 from ..scalar.server import ScalarServer
 from ..scalar.store import Store
 from .config import HttpConfig
-from .context import CONTEXT, LinkView, MediaSource, WebContext
+from .context import CONTEXT, MediaSource, WebContext
 from .links import PublicLinks
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def web_context(
     server: ScalarServer,
     store: Store,
     *,
-    links: Callable[[], Sequence[LinkView]],
+    links: Callable[[], Sequence[LinkState]],
     status: Callable[[], dict[str, Any]],
     media_sources: Callable[[], Sequence[MediaSource]] = list,
     public: PublicLinks | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ async def test_status_page_in_chromium(tmp_path: Path, ircd: InspIRCd) -> None:
     )
     overrides["bridges"][0]["title"] = "Room <b>with</b> a title"
     async with (
-        web_app(tmp_path, overrides, refresh=5) as (srv, url),
+        web_app(tmp_path, overrides, unhealthy_after=0.5, refresh=5) as (srv, url),
         RawIRC(ircd.host, ircd.port, "alice") as irc,
     ):
         await irc.connect()
@@ -50,6 +51,10 @@ async def test_status_page_in_chromium(tmp_path: Path, ircd: InspIRCd) -> None:
             "an error on the dead link",
         )
 
+        await wait_until(
+            lambda: any(s.failing_since for s in srv.app.link_statuses()), 10, "a failing link"
+        )
+        await asyncio.sleep(0.6)  # past unhealthy_after
         status, html, headers = await get(url + "/")
         assert status == 200
         assert "default-src 'none'" in headers["Content-Security-Policy"]
@@ -84,7 +89,8 @@ async def _check_page(page: Any, srv: Any) -> None:
     assert "#other@test.example" in body
     assert "Room <b>with</b> a title" in body
     assert "joined" in body
-    assert "Healthy" in body
+    assert "Unhealthy" in body
+    assert "link gone/#other <-> #other@test.example disconnected for" in body
     room = await page.get_by_role("region", name="#room@test.example").inner_text()
     assert "1 / 0" in room  # relayed in / out
     other = await page.get_by_role("region", name="#other@test.example").inner_text()
