@@ -34,7 +34,10 @@ h2 { font-size: 1.05rem; margin: 1.5rem 0 .5rem; word-break: break-all; }
 .health.ok { background: color-mix(in srgb, var(--ok) 15%, transparent); }
 .health.bad { background: color-mix(in srgb, var(--bad) 15%, transparent); }
 .health ul { margin: .3rem 0 0; padding-left: 1.2rem; font-weight: normal; }
-table { border-collapse: collapse; width: 100%; }
+table { border-collapse: collapse; width: 100%; table-layout: fixed; }
+th:nth-child(1) { width: 19%; } th:nth-child(2) { width: 10%; } th:nth-child(3) { width: 17%; }
+th:nth-child(4), th:nth-child(5), th:nth-child(6) { width: 9%; }
+td { overflow-wrap: anywhere; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line);
   vertical-align: top; }
 th { font-size: .8rem; text-transform: uppercase; color: var(--muted); }
@@ -76,6 +79,14 @@ def _when(stamp: float | None, now: float) -> str:
     return f'<time datetime="{_e(utc)}" title="{_e(utc)}">{_e(_ago(now - stamp))}</time>'
 
 
+def _state_age(link: LinkState, now: float) -> str:
+    """How long it has been so; for a failing link, how long it has been failing
+    (its state may flip between disconnected and connecting meanwhile)."""
+    if link.failing_since is not None:
+        return f"(failing since {_when(link.failing_since, now)})"
+    return _when(link.since, now)
+
+
 def _state_class(link: LinkState, now: float, limit: float) -> str:
     if link.state in HEALTHY:
         return "ok"
@@ -94,7 +105,7 @@ def _link_row(ctx: WebContext, link: LinkState, now: float) -> str:
     cells = [
         ("Link", f"{_e(kind)} <b>{_e(link.account)}</b> {_e(link.target)}"),
         ("Direction", _e(link.direction)),
-        ("State", f'<span class="state {cls}">{_e(link.state)}</span> {_when(link.since, now)}'),
+        ("State", f'<span class="state {cls}">{_e(link.state)}</span> {_state_age(link, now)}'),
         ("Queued", _e(link.queued)),
         ("Dropped", _e(link.dropped)),
         ("In / out", f"{_e(link.relayed_in)} / {_e(link.relayed_out)}"),
