@@ -33,6 +33,8 @@ MODULES: tuple[str, ...] = (
     "bridgehost.web.page",
     "bridgehost.web.messages",
     "bridgehost.web.media",
+    "bridgehost.web.chat",
+    "bridgehost.web.scalar_ws",
 )
 """Route modules, in registration order (a module's routes may shadow later ones)."""
 

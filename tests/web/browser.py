@@ -16,6 +16,15 @@ from typing import Any
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+"""No sandbox (root in CI); no calls home, which this machine's closed network refuses."""
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".cache" / "artifacts" / "web"
 
 
@@ -26,9 +35,7 @@ async def chromium() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
             yield browser
         finally:
