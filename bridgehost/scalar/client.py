@@ -7,34 +7,52 @@
         async for event in client:
             print(event.nick or event.sender, event.body)
 
+The protocol lives in `ClientProtocol` (sans-IO); this module moves its bytes.
 Requests are matched to replies by `rid`; an `error` reply raises the typed
 exception for its code (`RateLimited` carries `retry_after`). Events that are
-not replies are queued for iteration; when the queue is full the client stops
-reading, so a consumer that falls behind is handled by the server's
-slow-consumer rule instead of growing memory here.
+not replies are queued for iteration. When the queue is full the client stops
+reading, so a consumer that falls behind meets the server's slow-consumer
+rule instead of growing memory here, except while a request waits for its
+reply: replies never wait behind events, so a handler that publishes while
+the queue is full still gets its echo.
+
+Every publish carries a nonce. With `reconnect=` a lost connection is dialled
+again with backoff: the client identifies again, re-subscribes, and re-sends
+every unanswered request (publishes with their nonce, so the server
+publishes each exactly once); callers awaiting a reply just wait longer, and
+`async for` goes on. Without it, a lost connection ends the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import logging
 import secrets
 import socket
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
+from ..runtime import Backoff, TaskSet
 from . import messages
-from .errors import ConnectionClosed, ScalarError, error_from_code
+from .client_protocol import Answer, ClientPhase, Closed, Delivery, Notice
+from .dial import DEFAULT_PORT, Dial, Endpoint, Wire, dial_socket, dial_url
+from .errors import (
+    AuthFailed,
+    BadFrame,
+    ConnectionClosed,
+    Forbidden,
+    ScalarError,
+    Unsupported,
+    error_from_code,
+)
 from .events import Event
 from .messages import (
-    Bye,
     Catchup,
     Error,
     EventFrame,
@@ -44,38 +62,29 @@ from .messages import (
     Msg,
     Ok,
     Ping,
-    Pong,
     Sub,
     TopicList,
     Topics,
     Unsub,
     Welcome,
 )
-from .wire import FrameDecoder, encode_frame
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 7667
-_END = object()
+__all__ = [
+    "DEFAULT_PORT",
+    "Client",
+    "Dial",
+    "Endpoint",
+    "connect",
+    "connect_socket",
+    "dial_socket",
+    "dial_url",
+    "new_nonce",
+]
 
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    scheme: str
-    host: str = ""
-    port: int = DEFAULT_PORT
-    path: str = ""
-
-    @classmethod
-    def parse(cls, url: str) -> Endpoint:
-        if "://" not in url:
-            url = "tcp://" + url
-        parts = urlsplit(url)
-        if parts.scheme == "unix":
-            return cls("unix", path=(parts.netloc + parts.path) or parts.path)
-        if parts.scheme not in ("tcp", "tls") or not parts.hostname:
-            raise ValueError(f"bad server URL {url!r}: use tcp://HOST:PORT, tls://, unix:///PATH")
-        return cls(parts.scheme, parts.hostname, parts.port or DEFAULT_PORT)
+_FINAL = frozenset({AuthFailed.code, Unsupported.code, Forbidden.code, BadFrame.code})
+"""Reasons a server gives that another try would only repeat."""
 
 
 async def connect(
@@ -88,20 +97,22 @@ async def connect(
     client_name: str = "bridgehost",
     timeout: float = 10.0,
     queue_size: int = 10000,
+    reconnect: Backoff | bool = False,
 ) -> Client:
-    """Connect and `ident`. Omit `id` for a guest session (if the server allows)."""
-    ep = Endpoint.parse(url)
-    if ep.scheme == "unix":
-        opening = asyncio.open_unix_connection(ep.path)
-    else:
-        context = None
-        if ep.scheme == "tls":
-            context = ssl_context or ssl.create_default_context()
-        opening = asyncio.open_connection(ep.host, ep.port, ssl=context)
-    reader, writer = await asyncio.wait_for(opening, timeout)
-    client = Client(reader, writer, queue_size=queue_size)
-    await client._ident(id, secret, method, client_name, timeout)
-    return client
+    """Connect and `ident`. Omit `id` for a guest session (if the server allows).
+
+    `reconnect=True` (or a `Backoff`) keeps the client alive across lost
+    connections; a guest gets a new ID each time."""
+    return await Client.open(
+        dial_url(url, ssl_context),
+        id=id,
+        secret=secret,
+        method=method,
+        client_name=client_name,
+        timeout=timeout,
+        queue_size=queue_size,
+        reconnect=reconnect,
+    )
 
 
 async def connect_socket(
@@ -114,63 +125,233 @@ async def connect_socket(
     timeout: float = 10.0,
     queue_size: int = 10000,
 ) -> Client:
-    """Ident over an already connected socket (e.g. `ScalarServer.connect_local()`)."""
-    reader, writer = await asyncio.open_connection(sock=sock)
-    client = Client(reader, writer, queue_size=queue_size)
-    await client._ident(id, secret, method, client_name, timeout)
-    return client
+    """Ident over an already connected socket (e.g. `ScalarServer.connect_local()`).
+    A socket cannot be dialled again: use `Client.open(dial_socket(...))` to reconnect."""
+    used = False
+
+    async def once() -> socket.socket:
+        nonlocal used
+        if used:
+            raise ConnectionClosed("a given socket cannot be dialled again")
+        used = True
+        return sock
+
+    return await Client.open(
+        dial_socket(once),
+        id=id,
+        secret=secret,
+        method=method,
+        client_name=client_name,
+        timeout=timeout,
+        queue_size=queue_size,
+    )
+
+
+@dataclass(slots=True)
+class _Outstanding:
+    msg: messages.Message
+    future: asyncio.Future[messages.Reply]
+    rid: int | None = None
+    """Its rid on the current connection; None while not sent on it."""
 
 
 class Client:
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, queue_size: int
+        self,
+        dial: Dial,
+        *,
+        id: str | None = None,
+        secret: str | None = None,
+        method: str | None = None,
+        client_name: str = "bridgehost",
+        timeout: float = 10.0,
+        queue_size: int = 10000,
+        reconnect: Backoff | bool = False,
     ) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._decoder = FrameDecoder()
-        self._rids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[messages.Reply]] = {}
-        self._events: asyncio.Queue[Any] = asyncio.Queue(queue_size)
-        self._reader_task: asyncio.Task[None] | None = None
+        if secret is not None and method is None:
+            method = "token" if (id or "").startswith("!") else "password"
+        self._dial = dial
+        self._ident = Ident(id=id, method=method, secret=secret, client=client_name)
+        self._timeout = timeout
+        self._queue_size = max(1, queue_size)
+        self._backoff = Backoff(0.5, 30.0) if reconnect is True else (reconnect or None)
+        self._wire: Wire | None = None
+        self._outstanding: dict[int, _Outstanding] = {}
+        self._keys = itertools.count()
+        self._events: deque[Event] = deque()
+        self._changed = asyncio.Event()
+        self._subs: dict[str, None] = {}
+        """Topics to subscribe to again after a reconnect, in the order first asked."""
+        self._tasks = TaskSet("scalar-client")
         self.id = ""
         self.server = ""
         self.limits: messages.Limits | None = None
         self.closed = False
+        """For good: closed by us, refused by the server, or lost without `reconnect`."""
         self.close_reason: str | None = None
+        self.reconnects = 0
         self.errors: list[Error] = []
         """Errors the server sent without a rid (e.g. for an undecodable frame)."""
 
-    # --- lifecycle -----------------------------------------------------------------
-
-    async def _ident(
-        self, id: str | None, secret: str | None, method: str | None, name: str, timeout: float
-    ) -> None:
-        self._reader_task = asyncio.get_running_loop().create_task(self._read(), name="scalar-rx")
-        if secret is not None and method is None:
-            method = "token" if (id or "").startswith("!") else "password"
+    @classmethod
+    async def open(cls, dial: Dial, **options: Any) -> Client:
+        """Dial and `ident`; raises what the server or the transport said."""
+        client = cls(dial, **options)
         try:
-            reply = await asyncio.wait_for(
-                self._request(Ident(id=id, method=method, secret=secret, client=name)), timeout
-            )
+            await client._connect()
         except BaseException:
-            await self.close()
+            await client.close()
             raise
+        client._resume()
+        return client
+
+    @property
+    def connected(self) -> bool:
+        return self._wire is not None and self._wire.ready
+
+    # --- connections ---------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        wire = Wire(self)
+        await asyncio.wait_for(self._dial(lambda: wire), self._timeout)
+        if self.closed:
+            if wire.transport is not None:
+                wire.transport.close()
+            raise ConnectionClosed(f"connection closed: {self.close_reason}")
+        if wire.lost or wire.proto.phase is not ClientPhase.IDENT:
+            self._drop(wire)
+            raise ConnectionClosed(f"connection closed: {wire.proto.close_reason}")
+        self._wire = wire
+        wire.ident_rid = wire.proto.request(self._ident)
+        wire.flush()
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(wire.ident), self._timeout)
+        except BaseException:
+            self._drop(wire)
+            raise
+        if isinstance(reply, Error):
+            self._drop(wire)
+            raise error_from_code(reply.code, reply.text, rid=None, retry_after=reply.retry_after)
         assert isinstance(reply, Welcome)
         self.id, self.server, self.limits = reply.id, reply.server, reply.limits
 
+    def _resume(self) -> None:
+        """Subscribe again, then send every unanswered request, oldest first."""
+        wire = self._wire
+        if wire is None or wire.lost:
+            self._after_loss(self.close_reason or "connection lost")
+            return
+        unsent = [(k, o) for k, o in self._outstanding.items() if o.rid is None]
+        if self.reconnects:
+            for topic in self._subs:
+                self._resubscribe(topic)
+        for key, o in unsent:
+            self._send(wire, key, o)
+        wire.ready = True
+
+    def _resubscribe(self, topic: str) -> None:
+        future: asyncio.Future[messages.Reply] = asyncio.get_running_loop().create_future()
+
+        def check(f: asyncio.Future[messages.Reply]) -> None:
+            reply = None if f.cancelled() or f.exception() else f.result()
+            if isinstance(reply, Error):
+                log.warning("could not subscribe to %s again: %s", topic, reply.code)
+
+        future.add_done_callback(check)
+        key = next(self._keys)
+        self._outstanding[key] = entry = _Outstanding(Sub(topic=topic), future)
+        future.add_done_callback(lambda _: self._outstanding.pop(key, None))
+        assert self._wire is not None
+        self._send(self._wire, key, entry)
+
+    def _send(self, wire: Wire, key: int, o: _Outstanding) -> None:
+        o.rid = wire.proto.request(o.msg)
+        wire.by_rid[o.rid] = key
+        wire.flush()
+        self._update_reading()
+
+    def _drop(self, wire: Wire) -> None:
+        """Close a connection we no longer want (it reports its loss as usual)."""
+        if wire.transport is not None:
+            wire.transport.close()
+        self._lost(wire, wire.proto.close_reason or "closed")
+
+    def _lost(self, wire: Wire, reason: str) -> None:
+        if wire.lost:
+            return
+        wire.lost = True
+        if wire.transport is not None:
+            wire.transport.close()
+        if not wire.ident.done():
+            wire.ident.set_exception(ConnectionClosed(f"connection closed: {reason}"))
+            wire.ident.exception()
+        for key in wire.by_rid.values():
+            entry = self._outstanding.get(key)
+            if entry is not None:
+                entry.rid = None
+        if self._wire is not wire:
+            return
+        self._wire = None
+        if wire.ready:
+            self._after_loss(reason)
+        # else: a connection still being opened; whoever opens it sees it fail
+
+    def _after_loss(self, reason: str) -> None:
+        if self.closed:
+            return
+        if self._backoff is None or reason in _FINAL:
+            self._terminate(reason)
+            return
+        log.info("connection to the Scalar server lost (%s); reconnecting", reason)
+        self._tasks.spawn(self._reconnect(), name="scalar-reconnect")
+
+    async def _reconnect(self) -> None:
+        backoff = self._backoff
+        assert backoff is not None
+        while not self.closed:
+            await asyncio.sleep(backoff.next())
+            try:
+                await self._connect()
+            except (AuthFailed, Unsupported, Forbidden) as exc:
+                self._terminate(f"reconnecting was refused: {exc.code}", exc)
+                return
+            except (OSError, TimeoutError, ScalarError) as exc:
+                log.info("reconnecting failed: %s", exc or type(exc).__name__)
+                continue
+            backoff.started()
+            self.reconnects += 1
+            self._resume()
+            log.info("reconnected to the Scalar server as %s", self.id)
+            return
+
+    def _terminate(self, reason: str, error: ScalarError | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        for entry in self._outstanding.values():
+            if not entry.future.done():
+                entry.future.set_exception(
+                    error or ConnectionClosed(f"connection closed: {reason}")
+                )
+                entry.future.exception()
+        self._outstanding.clear()
+        self._changed.set()
+
     async def close(self, reason: str | None = None) -> None:
-        if not self.closed:
+        wire = self._wire
+        if wire is not None and not wire.lost:
+            wire.proto.close(reason)
+            wire.flush()
+        self._terminate(reason or "closed by client")
+        await self._tasks.close()
+        if wire is not None:
+            self._wire = None
+            if wire.transport is not None:
+                wire.transport.close()
             with contextlib.suppress(Exception):
-                self._send(Bye(reason=reason))
-                await self._writer.drain()
-        self._shutdown(reason or "closed by client")
-        with contextlib.suppress(Exception):
-            self._writer.close()
-            await asyncio.wait_for(self._writer.wait_closed(), 2)
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader_task
+                await asyncio.wait_for(asyncio.shield(wire.gone), 2)
+            self._lost(wire, reason or "closed by client")
 
     async def __aenter__(self) -> Client:
         return self
@@ -180,98 +361,93 @@ class Client:
     ) -> None:
         await self.close()
 
-    def _shutdown(self, reason: str) -> None:
-        if self.closed:
+    # --- input ---------------------------------------------------------------------------
+
+    def _on_data(self, wire: Wire, data: bytes) -> None:
+        if wire.lost:
             return
-        self.closed = True
-        self.close_reason = reason
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(ConnectionClosed(f"connection closed: {reason}"))
-        self._pending.clear()
-        with contextlib.suppress(asyncio.QueueFull):
-            self._events.put_nowait(_END)
+        for happening in wire.proto.receive(data):
+            if isinstance(happening, Answer):
+                self._answered(wire, happening)
+            elif isinstance(happening, Delivery):
+                self._events.append(happening.event)
+                self._changed.set()
+            elif isinstance(happening, Notice):
+                log.warning("server error: %s: %s", happening.error.code, happening.error.text)
+                self.errors.append(happening.error)
+                del self.errors[:-100]
+            elif isinstance(happening, Closed):
+                self._lost(wire, happening.reason)
+                return
+        wire.flush()
+        self._update_reading()
 
-    # --- transport -------------------------------------------------------------------
+    def _answered(self, wire: Wire, answer: Answer) -> None:
+        if answer.rid == wire.ident_rid:
+            if not wire.ident.done():
+                wire.ident.set_result(answer.reply)
+            return
+        key = wire.by_rid.pop(answer.rid, None)
+        entry = None if key is None else self._outstanding.pop(key, None)
+        if entry is not None and not entry.future.done():
+            entry.future.set_result(answer.reply)
 
-    def _send(self, msg: messages.Message) -> None:
-        if self.closed:
-            raise ConnectionClosed(f"connection closed: {self.close_reason}")
-        self._writer.write(encode_frame(msg.to_map()))
-
-    async def _request(self, msg: messages.Message) -> messages.Reply:
-        rid = next(self._rids) % 2**32
-        msg = _with_rid(msg, rid)
-        fut: asyncio.Future[messages.Reply] = asyncio.get_running_loop().create_future()
-        self._pending[rid] = fut
-        try:
-            self._send(msg)
-            await self._writer.drain()
-            reply = await fut
-        finally:
-            self._pending.pop(rid, None)
-        if isinstance(reply, Error):
-            raise error_from_code(reply.code, reply.text, rid=rid, retry_after=reply.retry_after)
-        return reply
-
-    async def _read(self) -> None:
-        reason = "connection lost"
-        try:
-            while True:
-                data = await self._reader.read(65536)
-                if not data:
-                    break
-                for item in self._decoder.feed(data):
-                    if isinstance(item, ScalarError):
-                        log.warning("undecodable frame from server: %s", item)
-                        if self._decoder.failed:
-                            reason = "bad frame from server"
-                            return
-                        continue
-                    bye = await self._dispatch(item)
-                    if bye is not None:
-                        reason = bye
-                        return
-        except (ConnectionError, OSError) as exc:
-            reason = f"connection lost: {exc}"
-        finally:
-            self._shutdown(reason)
-
-    async def _dispatch(self, item: dict[str, Any]) -> str | None:
-        try:
-            msg = messages.parse_reply(item)
-        except ScalarError as exc:
-            log.warning("unexpected message from server: %s", exc)
-            return None
-        if isinstance(msg, Bye):
-            return msg.reason or "bye"
-        if isinstance(msg, Ping):
-            self._send(Pong(time=msg.time, rid=msg.rid))
-            return None
-        rid = msg.rid
-        if rid is not None and rid in self._pending:
-            fut = self._pending[rid]
-            if not fut.done():
-                fut.set_result(msg)
-            return None
-        if isinstance(msg, EventFrame):
-            await self._events.put(msg.event)
-        elif isinstance(msg, Error):
-            log.warning("server error: %s: %s", msg.code, msg.text)
-            self.errors.append(msg)
-            del self.errors[:-100]
-        return None
+    def _update_reading(self) -> None:
+        """Stop reading while the event queue is full, unless a reply is awaited."""
+        wire = self._wire
+        if wire is None or wire.transport is None or wire.lost:
+            return
+        full = len(self._events) >= self._queue_size and not wire.by_rid
+        reading = wire.transport.is_reading()
+        if full and reading:
+            wire.transport.pause_reading()
+        elif not full and not reading:
+            wire.transport.resume_reading()
 
     # --- requests ------------------------------------------------------------------------
+
+    async def _request(self, msg: messages.Message) -> messages.Reply:
+        if self.closed:
+            raise ConnectionClosed(f"connection closed: {self.close_reason}")
+        future: asyncio.Future[messages.Reply] = asyncio.get_running_loop().create_future()
+        key = next(self._keys)
+        entry = self._outstanding[key] = _Outstanding(msg, future)
+        wire = self._wire
+        if wire is not None and wire.ready and not wire.lost:
+            self._send(wire, key, entry)
+        try:
+            if wire is not None and not wire.writable.is_set():
+                await wire.writable.wait()
+            reply = await future
+        finally:
+            self._outstanding.pop(key, None)
+            self._forget(entry)
+        if isinstance(reply, Error):
+            raise error_from_code(
+                reply.code, reply.text, rid=reply.rid, retry_after=reply.retry_after
+            )
+        return reply
+
+    def _forget(self, entry: _Outstanding) -> None:
+        wire = self._wire
+        if entry.rid is not None and wire is not None:
+            wire.by_rid.pop(entry.rid, None)
+            wire.proto.forget(entry.rid)
+            self._update_reading()
 
     async def sub(self, topic: str) -> Meta:
         reply = await self._request(Sub(topic=topic))
         assert isinstance(reply, Meta)
+        self._subs[reply.topic] = None
         return reply
 
     async def unsub(self, topic: str = "*") -> None:
         reply = await self._request(Unsub(topic=topic))
         assert isinstance(reply, Ok)
+        if topic == "*":
+            self._subs.clear()
+        else:
+            self._subs.pop(topic.lower(), None)
 
     async def publish(
         self,
@@ -373,16 +549,21 @@ class Client:
 
     # --- incoming events ------------------------------------------------------------------
 
+    # --- incoming events ------------------------------------------------------------------
+
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
 
     async def __anext__(self) -> Event:
-        item = await self._events.get()
-        if item is _END:
-            self._events.put_nowait(_END)
-            raise StopAsyncIteration
-        assert isinstance(item, Event)
-        return item
+        while True:
+            if self._events:
+                event = self._events.popleft()
+                self._update_reading()
+                return event
+            if self.closed:
+                raise StopAsyncIteration
+            self._changed.clear()
+            await self._changed.wait()
 
     async def next_event(self, timeout: float | None = None) -> Event:
         """The next incoming event; raises TimeoutError, or ConnectionClosed at the end."""
@@ -404,7 +585,3 @@ def _target(event: Event | bytes, topic: str | None) -> tuple[bytes, str]:
     if topic is None:
         raise ValueError("give the topic when naming the target event by its id")
     return event, topic
-
-
-def _with_rid(msg: messages.Message, rid: int) -> messages.Message:
-    return dataclasses.replace(msg, rid=rid)  # type: ignore[type-var]

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from bridgehost.scalar import errors
+from bridgehost.scalar.client_protocol import ClientProtocol
 from bridgehost.scalar.events import EncodedEvent, Event
 from bridgehost.scalar.hub import Hub
 from bridgehost.scalar.messages import Message, Msg
@@ -45,14 +46,14 @@ async def test_every_publish_carries_a_fresh_nonce(tmp_path: Path,
         lobby = srv.channel("lobby")
         await alice.sub(lobby)
         sent: list[Msg] = []
-        original = type(alice)._send
+        original = ClientProtocol.request
 
-        def spy(self: object, msg: Message) -> None:
+        def spy(self: ClientProtocol, msg: Message) -> int:
             if isinstance(msg, Msg):
                 sent.append(msg)
-            original(self, msg)  # type: ignore[arg-type]
+            return original(self, msg)
 
-        monkeypatch.setattr(type(alice), "_send", spy)
+        monkeypatch.setattr(ClientProtocol, "request", spy)
         await alice.publish(lobby, "one")
         await alice.set_topic(lobby, "the lobby")
         await alice.publish(lobby, "three", nonce="mine")
