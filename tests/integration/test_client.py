@@ -4,7 +4,7 @@ each message exactly once."""
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,16 @@ from .proc import BridgehostProcess
 from .tcp_proxy import CuttableProxy
 
 FAST = {"server": {"limits": {"rate": 100000, "burst": 100000}}}
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll with a deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.001)
 
 
 async def _flood(srv: Running, topic: str, n: int) -> None:
@@ -105,8 +115,7 @@ async def test_publishes_in_flight_across_cuts_arrive_exactly_once(tmp_path: Pat
 
         publishing = asyncio.gather(*(send(i) for i in range(total)))
         for _ in range(3):  # cut while publishes and echoes are streaming
-            while proxy.to_client < 20000 and not publishing.done():
-                await asyncio.sleep(0.001)
+            await _until(lambda: proxy.to_client >= 20000 or publishing.done())
             proxy.cut()
         echoes = await asyncio.wait_for(publishing, 30)
         assert alice.reconnects >= 3 and proxy.connections >= 4
@@ -127,8 +136,7 @@ async def test_a_reconnected_subscriber_goes_on_receiving(tmp_path: Path) -> Non
         await pub.publish(lobby, "before")
         assert (await bob.next_event(5)).body == "before"
         proxy.cut()
-        while not (bob.connected and bob.reconnects):
-            await asyncio.sleep(0.01)
+        await _until(lambda: bob.connected and bob.reconnects > 0)
         await bob.ping()  # the re-subscription was sent before this
         await pub.publish(lobby, "after")
         assert (await bob.next_event(5)).body == "after"
@@ -157,8 +165,7 @@ async def test_a_client_rides_out_a_server_crash(tmp_path: Path) -> None:
             return event
 
         publishing = asyncio.gather(*(send(i) for i in range(total)))
-        while answered < 100:
-            await asyncio.sleep(0.001)
+        await _until(lambda: answered >= 100)
         proc.kill9()
         proc.wait()
         at_the_crash = answered
