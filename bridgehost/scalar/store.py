@@ -14,12 +14,15 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import aiosqlite
+
+from ..runtime import Histogram
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,8 @@ class Store:
         self._inflight = 0
         self.was_clean = True
         self.batches = 0
+        self.commit_latency = Histogram()
+        """Seconds from a batch's start (lock wait included) to its commit (/metrics)."""
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -199,9 +204,11 @@ class Store:
             self._inflight = count
             if batch is None:
                 continue
+            started = time.monotonic()
             try:
                 async with self._lock:
                     await self._commit(events, topics, titles)
+                self.commit_latency.observe(time.monotonic() - started)
             except Exception as exc:
                 log.exception("history commit failed for %d events", count)
                 if not batch.done():

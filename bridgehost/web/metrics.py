@@ -9,7 +9,6 @@ several apps in one process); counters start at 0 with the process.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector, generate_latest
@@ -38,9 +37,7 @@ def _histogram(name: str, doc: str, labels: Sequence[str] = ()) -> HistogramMetr
     return HistogramMetricFamily(name, doc, labels=list(labels))
 
 
-def _add(family: HistogramMetricFamily, labels: Sequence[str], hist: Histogram | None) -> None:
-    if hist is None:
-        return
+def _add(family: HistogramMetricFamily, labels: Sequence[str], hist: Histogram) -> None:
     snap = hist.snapshot()
     family.add_metric(list(labels), _buckets(snap), snap.sum)
 
@@ -60,8 +57,8 @@ def connection_kinds(ctx: WebContext) -> dict[str, int]:
     return kinds
 
 
-def _counter(name: str, doc: str, value: Any) -> CounterMetricFamily:
-    return CounterMetricFamily(name, doc, value=float(value or 0))
+def _counter(name: str, doc: str, value: int) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, value=float(value))
 
 
 class BridgehostCollector(Collector):
@@ -77,7 +74,7 @@ class BridgehostCollector(Collector):
     def _server(self) -> Iterator[Metric]:
         server = self.ctx.server
         hub = server.hub
-        counters = getattr(server.shared, "counters", None)
+        counters = server.shared.counters
         conns = GaugeMetricFamily(
             "bridgehost_connections",
             "Open Scalar connections by kind (in-process adapters and bots are reserved)",
@@ -101,17 +98,17 @@ class BridgehostCollector(Collector):
         yield _counter(
             "bridgehost_failed_idents",
             "ident requests refused (wrong secret, unknown user, ...)",
-            getattr(counters, "failed_idents", 0),
+            counters.failed_idents,
         )
         yield _counter(
             "bridgehost_rate_limited_requests",
             "Requests answered rate-limited",
-            getattr(counters, "rate_limited", 0),
+            counters.rate_limited,
         )
         commit = _histogram(
             "bridgehost_commit_latency_seconds", "Time to commit a batch of events to the store"
         )
-        _add(commit, [], getattr(self.ctx.store, "commit_latency", None))
+        _add(commit, [], self.ctx.store.commit_latency)
         yield commit
 
     def _links(self, links: list[LinkState]) -> Iterator[Metric]:

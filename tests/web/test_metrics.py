@@ -71,6 +71,8 @@ async def test_counters_move_and_apps_do_not_share_them(tmp_path: Path) -> None:
         assert after[("bridgehost_connections", (("kind", "user"),))] == 2
         assert after[("bridgehost_connections", (("kind", "guest"),))] == 1
         assert after[("bridgehost_channels", ())] == 1
+        assert after[("bridgehost_commit_latency_seconds_count", ())] >= 1
+        assert after[("bridgehost_commit_latency_seconds_bucket", (("le", "+Inf"),))] >= 1
         assert ("process_resident_memory_bytes", ()) in after
         untouched = await scrape(other_url)
         assert untouched[("bridgehost_events_published_total", ())] == 0

@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from bridgehost.app import App
 from bridgehost.config import ConfigError, find_config, parse_config
 from bridgehost.testing import make_config
-from bridgehost.web.server import ListenError
+from bridgehost.web.context import WebContext
+from bridgehost.web.server import MODULES, ListenError, WebServer
 from tests.web.helpers import get, web_app
 
 
@@ -133,3 +135,20 @@ def test_port_in_use_from_the_command_line(tmp_path: Path) -> None:
         proc.stderr
     )
     assert "Traceback" not in proc.stderr
+
+
+async def _fail(request: web.Request) -> web.Response:
+    raise RuntimeError("a bug with a secret in its message")
+
+
+def setup(app: web.Application, ctx: WebContext) -> None:
+    app.router.add_get("/broken", _fail)
+
+
+async def test_a_failing_handler_is_a_plain_500_without_traceback(tmp_path: Path) -> None:
+    async with web_app(tmp_path) as (srv, _):
+        web_server = WebServer(srv.app.web.ctx, modules=(*MODULES, __name__))
+        async with web_server:
+            status, body, _ = await get(web_server.url + "/broken")
+            assert (status, body) == (500, "internal error (logged)\n")
+            assert (await get(web_server.url + "/healthz"))[0] == 200
