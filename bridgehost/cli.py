@@ -23,7 +23,7 @@ from .adapters.transcript import Transcript, escape_controls
 from .app import STATUS_FILE, App
 from .config import Config, ConfigError, find_config
 from .scalar import ids
-from .scalar.auth import Authenticator
+from .scalar.auth import Authenticator, UserToken
 from .scalar.client import Client, connect
 from .scalar.errors import ScalarError
 from .scalar.events import Event
@@ -129,6 +129,39 @@ def cmd_token_create(config: Config, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(f"token for {ident} (shown once; only its hash is stored):", file=sys.stderr)
     print(token)
+    return EXIT_OK
+
+
+def cmd_token_list(config: Config, args: argparse.Namespace) -> int:
+    async def listing() -> list[UserToken]:
+        async with _authenticator(config) as auth:
+            user = args.user
+            if user and "@" not in user:
+                user = f"{user}@{config.server.domain}"
+            return await auth.user_tokens(user)
+
+    tokens = _run_loop(listing())
+    for t in tokens:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(t.created / 1000))
+        print(f"{t.id}  {t.user}  {created}  {t.label}")
+    if not tokens:
+        print("no user tokens", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_token_revoke(config: Config, args: argparse.Namespace) -> int:
+    async def revoke() -> UserToken | None:
+        async with _authenticator(config) as auth:
+            return await auth.revoke_user_token(args.token_id)
+
+    revoked = _run_loop(revoke())
+    if revoked is None:
+        print(
+            f"bridgehost: no user token {args.token_id!r} (see: bridgehost token list)",
+            file=sys.stderr,
+        )
+        return EXIT_FAIL
+    print(f"revoked {revoked.id} of {revoked.user} ({revoked.label})")
     return EXIT_OK
 
 
@@ -347,6 +380,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     tc = token.add_parser("create", parents=[common], help="create a token for a reserved ID")
     tc.add_argument("id", help="reserved ID, e.g. '!mybot@example.com'")
+    tl = token.add_parser(
+        "list", parents=[common], help="list user tokens (browser logins), never the tokens"
+    )
+    tl.add_argument("user", nargs="?", help="only this user's (alice or alice@example.com)")
+    tr = token.add_parser("revoke", parents=[common], help="revoke a user token")
+    tr.add_argument("token_id", help="the id `token list` shows (or the token itself)")
     say = sub.add_parser("say", parents=[common, client], help="publish one message")
     say.add_argument("topic")
     say.add_argument("text")
@@ -386,6 +425,8 @@ COMMANDS = {
     ("check", None): cmd_check,
     ("user", "add"): cmd_user_add,
     ("token", "create"): cmd_token_create,
+    ("token", "list"): cmd_token_list,
+    ("token", "revoke"): cmd_token_revoke,
     ("say", None): cmd_say,
     ("tail", None): cmd_tail,
     ("status", None): cmd_status,

@@ -12,7 +12,10 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import secrets
+import time
+from dataclasses import dataclass
 
 from . import ids
 from .errors import AuthFailed
@@ -67,6 +70,27 @@ def verify_token(token: str, stored: str) -> bool:
     return hmac.compare_digest(hash_token(token).encode(), stored.encode())
 
 
+USER_TOKENS = "user-tokens"
+"""Store namespace of user tokens: sha256 hex of the token -> JSON {user, label, created}."""
+MAX_LABEL = 200
+
+
+@dataclass(frozen=True, slots=True)
+class UserToken:
+    """One issued user token as `token list` shows it (never the token itself)."""
+
+    id: str
+    """The first 12 hex digits of the token's hash: what `token revoke` takes."""
+    user: str
+    label: str
+    created: int
+    """ms since the epoch."""
+
+
+def _token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class Authenticator:
     """Checks ident credentials against the store and in-memory tokens.
 
@@ -108,6 +132,45 @@ class Authenticator:
         await self.store.set_credential(str(ident), "token", hash_token(token), now_ms)
         return str(ident), token
 
+    async def issue_user_token(self, user: str, label: str, now_ms: int | None = None) -> str:
+        """A revocable token that logs `user` in (`ident` with method `token`), e.g. for a
+        browser that stays logged in across reloads. Only its hash is stored."""
+        ident = ids.parse(user)
+        if ident.kind is not Kind.USER or ident.domain != self.domain:
+            raise ValueError(f"{user!r} is not a user of this server")
+        token = new_token()
+        record = {
+            "user": str(ident),
+            "label": label[:MAX_LABEL],
+            "created": now_ms if now_ms is not None else int(time.time() * 1000),
+        }
+        await self.store.kv_set(USER_TOKENS, _token_key(token), json.dumps(record).encode())
+        return token
+
+    async def user_tokens(self, user: str | None = None) -> list[UserToken]:
+        """Issued user tokens, oldest first (all users', or one user's)."""
+        found = []
+        for key, value in await self.store.kv_items(USER_TOKENS):
+            record = json.loads(value)
+            if user is None or record["user"] == ids.normalise(user):
+                found.append(
+                    UserToken(key[:12], record["user"], record["label"], record["created"])
+                )
+        return sorted(found, key=lambda t: (t.created, t.id))
+
+    async def revoke_user_token(self, token_id: str) -> UserToken | None:
+        """Revoke by id (or by the token itself); the next `ident` with it fails."""
+        key = _token_key(token_id) if token_id.startswith(TOKEN_PREFIX) else token_id.lower()
+        if len(key) < 12 or any(c not in "0123456789abcdef" for c in key):
+            return None
+        matches = await self.store.kv_items(USER_TOKENS, key)
+        if len(matches) != 1:
+            return None
+        full, value = matches[0]
+        record = json.loads(value)
+        await self.store.kv_delete(USER_TOKENS, full)
+        return UserToken(full[:12], record["user"], record["label"], record["created"])
+
     async def verify(self, ident: str, method: str | None, secret: str | None) -> None:
         """Raise AuthFailed unless `secret` proves `ident` (already normalised)."""
         if method is None or secret is None:
@@ -118,6 +181,9 @@ class Authenticator:
                 return
             row = await self.store.credential(ident)
             if row is not None and row[0] == "token" and verify_token(secret, row[1]):
+                return
+            issued = await self.store.kv_get(USER_TOKENS, _token_key(secret))
+            if issued is not None and json.loads(issued)["user"] == ident:
                 return
             raise AuthFailed("authentication failed")
         if method == "password":

@@ -34,6 +34,7 @@ MODULES: tuple[str, ...] = (
     "bridgehost.web.messages",
     "bridgehost.web.media",
     "bridgehost.web.chat",
+    "bridgehost.web.login",
     "bridgehost.web.scalar_ws",
 )
 """Route modules, in registration order (a module's routes may shadow later ones)."""
