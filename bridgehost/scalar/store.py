@@ -340,6 +340,19 @@ class Store:
         row = await cur.fetchone()
         return None if row is None else bytes(row[0])
 
+    async def events_naming(self, topic: str, event_id: bytes, after: int) -> list[bytes]:
+        """Stored events of `topic` after seq `after` whose encoding contains `event_id`
+        (edits, deletions, reactions, replies of it), oldest first; the caller decodes
+        and checks them. A scan of the topic's kept history past `after`."""
+        await self.flush()
+        assert self._r is not None
+        cur = await self._r.execute(
+            "SELECT data FROM events WHERE topic = ? AND seq > ? AND instr(data, ?) > 0 "
+            "ORDER BY seq",
+            (topic, after, event_id),
+        )
+        return [bytes(r[0]) for r in await cur.fetchall()]
+
     async def event_at(self, topic: str, seq: int) -> bytes | None:
         await self.flush()
         assert self._r is not None

@@ -1,7 +1,8 @@
 """`GET /m/<event id hex>`: one event of a bridged channel, in full.
 
 The IRC adapter cuts a long message after `max_lines` and links here, so the
-rest is one click away. Only events of channels that have a bridge are
+rest is one click away. The page shows the latest edit of the event (§11);
+a deleted event is gone here too. Only events of channels that have a bridge are
 served: those are already public on the remote network. Anything else (a DM,
 an unbridged channel, an id we never stored) is the same 404, so the page
 tells nobody whether an id exists. Markdown is rendered and sanitised (nh3);
@@ -10,6 +11,7 @@ everything else is shown as the text it is.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import logging
@@ -38,21 +40,39 @@ pre { overflow-x: auto; }
 """
 
 
-async def lookup(ctx: WebContext, event_id: bytes) -> Event | None:
-    """The event with this id in any bridged channel, else None."""
+def _decode(data: bytes) -> Event | None:
+    try:
+        return Event.from_map(decode_body(data))
+    except Exception:
+        log.warning("a stored event does not decode (%d bytes)", len(data))
+        return None
+
+
+async def lookup(ctx: WebContext, event_id: bytes) -> tuple[Event, bool] | None:
+    """(the event as it reads now, whether it was edited), for an event of a bridged
+    channel; None when there is none or it was deleted (§11: withdrawn)."""
     for channel in dict.fromkeys(b.channel for b in ctx.config.bridges):
         data = await ctx.store.event_by_id(channel, event_id)
         if data is None:
             continue
-        try:
-            return Event.from_map(decode_body(data))
-        except Exception:
-            log.warning("stored event %s in %s does not decode", event_id.hex(), channel)
+        event = _decode(data)
+        if event is None:
             return None
+        edited = False
+        for later_data in await ctx.store.events_naming(channel, event_id, event.seq):
+            later = _decode(later_data)
+            if later is None or later.target != event_id or later.sender != event.sender:
+                continue
+            if later.kind == "delete":
+                return None
+            if later.kind == "edit":
+                event = dataclasses.replace(event, body=later.body, ctype=later.ctype)
+                edited = True
+        return event, edited
     return None
 
 
-def render(event: Event) -> str:
+def render(event: Event, *, edited: bool = False) -> str:
     who = html.escape(event.nick or event.sender)
     where = html.escape(event.topic)
     origin = f" via {html.escape(event.origin.split('/', 1)[0])}" if event.origin else ""
@@ -62,6 +82,7 @@ def render(event: Event) -> str:
     else:
         body = f'<div class="body plain">{html.escape(event.body)}</div>'
     action = " (action)" if event.kind == "action" else ""
+    action += " (edited)" if edited else ""
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -78,11 +99,12 @@ async def message(request: web.Request) -> web.Response:
     hex_id = request.match_info["id"]
     if not _HEX_ID.fullmatch(hex_id):
         raise web.HTTPNotFound(text="no such message\n")
-    event = await lookup(ctx, bytes.fromhex(hex_id))
-    if event is None:
+    found = await lookup(ctx, bytes.fromhex(hex_id))
+    if found is None:
         raise web.HTTPNotFound(text="no such message\n")
+    event, edited = found
     return web.Response(
-        text=render(event),
+        text=render(event, edited=edited),
         content_type="text/html",
         headers={"Content-Security-Policy": CSP, "Cache-Control": "max-age=60"},
     )

@@ -64,3 +64,27 @@ async def test_markdown_is_rendered_and_sanitised(tmp_path: Path) -> None:
         assert "<script>" not in page
         assert "Zoë" in page
         assert "via irc:x" in page
+
+
+async def test_shows_the_latest_edit_and_forgets_deleted_events(tmp_path: Path) -> None:
+    async with web_app(tmp_path, fs_bridge(tmp_path)) as (srv, url):
+        alice = await srv.client("alice")
+        bob = await srv.client("bob")
+        room = srv.channel("room")
+        await alice.sub(room)
+        await bob.sub(room)
+        first = await alice.publish(room, "first draft")
+        await bob.publish(room, "a reply naming it", reply_to=first.id)
+        await bob.react(first, "👍")
+        await alice.edit(first, "second draft")
+        await alice.edit(first, "final text")
+        status, page, _ = await get(f"{url}/m/{first.id.hex()}")
+        assert status == 200
+        assert "final text" in page
+        assert "draft" not in page
+        assert "(edited)" in page
+
+        gone = await alice.publish(room, "regretted")
+        assert (await get(f"{url}/m/{gone.id.hex()}"))[0] == 200
+        await alice.delete(gone)
+        assert (await get(f"{url}/m/{gone.id.hex()}"))[:2] == (404, "no such message\n")
