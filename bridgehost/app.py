@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .adapters.base import Adapter, AdapterContext
+from .adapters.spec import adapter_spec
 from .adapters.state import LinkState
 from .config import Account, Config
 from .runtime import TaskSet, supervise
@@ -33,21 +34,7 @@ from .web.status import STATUS_FILE, StatusFile
 
 log = logging.getLogger(__name__)
 
-ADAPTER_MODULES = {
-    "irc": "bridgehost.adapters.irc:IrcAdapter",
-    "matrix": "bridgehost.adapters.matrix:MatrixAdapter",
-    "fs": "bridgehost.adapters.fs:FsAdapter",
-}
 __all__ = ["STATUS_FILE", "App"]
-
-
-def load_object(spec: str) -> Any:
-    """`package.module:Name` -> the object."""
-    module, _, name = spec.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in name.split(".") if name else []:
-        obj = getattr(obj, part)
-    return obj
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:
@@ -131,7 +118,7 @@ class App:
         assert self.store is not None
         reserved = self.config.reserved_id(name)
         try:
-            factory = load_object(ADAPTER_MODULES[account.type])
+            factory = adapter_spec(account.type).load()
         except Exception as exc:
             log.error("adapter %s (%s) could not be loaded: %s", name, account.type, exc)
             return

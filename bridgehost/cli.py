@@ -69,13 +69,14 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_check(config: Config, args: argparse.Namespace) -> int:
     where = config.path or "embedded default"
+    from .adapters.spec import check_adapters
     from .bots.host import check_bots
 
-    problems = check_bots(config.bots)
+    problems = check_adapters(config) + check_bots(config.bots)
     if problems:
         for problem in problems:
             print(f"config error: {problem}", file=sys.stderr)
-        print(f"{len(problems)} problem(s) with bots", file=sys.stderr)
+        print(f"{len(problems)} problem(s) with adapters or bots", file=sys.stderr)
         return EXIT_USAGE
     print(
         f"{where}: OK — domain {config.server.domain}, {len(config.server.listen)} listener(s), "

@@ -6,24 +6,23 @@ account 'libra' (known: libera, home)`. `${ENV}` and `${file:PATH}` put
 secrets in from outside the file; their values never appear in a message.
 
 `model` holds the frozen dataclasses the program uses, `reader` the
-problem-collecting YAML getters, `sections` the server and account readers,
-`load` bridges, bots and the whole document.
+problem-collecting YAML getters, `sections` the server section, `accounts`
+the account types (each adapter reads its own section, found through the
+`bridgehost.adapters` entry points), `load` bridges, bots and the whole
+document.
 """
 
 from .load import DEFAULT_FILE, EMBEDDED_DEFAULT, find_config, load_config, parse_config
 from .model import (
     DIRECTIONS,
     Account,
+    AccountKeys,
     BotConfig,
     Bridge,
     Config,
     ConfigError,
     Direction,
-    Flood,
-    FsAccount,
-    IrcAccount,
     Link,
-    MatrixAccount,
     ServerConfig,
     TLSFiles,
 )
@@ -33,16 +32,13 @@ __all__ = [
     "DIRECTIONS",
     "EMBEDDED_DEFAULT",
     "Account",
+    "AccountKeys",
     "BotConfig",
     "Bridge",
     "Config",
     "ConfigError",
     "Direction",
-    "Flood",
-    "FsAccount",
-    "IrcAccount",
     "Link",
-    "MatrixAccount",
     "ServerConfig",
     "TLSFiles",
     "find_config",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -10,23 +10,12 @@ import yaml
 
 from ..scalar import ids
 from ..web.config import http_section
-from .model import (
-    DIRECTIONS,
-    Account,
-    BotConfig,
-    Bridge,
-    Config,
-    ConfigError,
-    FsAccount,
-    IrcAccount,
-    Link,
-    MatrixAccount,
-)
+from .accounts import AccountType, AccountTypeError, account_type, accounts_section
+from .model import DIRECTIONS, Account, BotConfig, Bridge, Config, ConfigError, Link
 from .reader import Reader
-from .sections import accounts_section, server_section
+from .sections import server_section
 
 DEFAULT_FILE = "bridgehost.yaml"
-_IRC_CHANNEL = re.compile(r"[#&][^\s,\x00-\x1f]{1,199}")
 
 
 def _channel(r: Reader, key: str, domain: str) -> str:
@@ -45,20 +34,6 @@ def _channel(r: Reader, key: str, domain: str) -> str:
     return str(parsed)
 
 
-def _fs_target(r: Reader, channel: str) -> str:
-    """An fs link's directory name: `target`, by default the channel itself."""
-    target = r.text("target", channel) or channel
-    if target in ("in", "out"):
-        r.problem("target", f"{target!r} is the name of the fs root's own pipe and log")
-    try:
-        parsed = ids.parse(target)
-    except Exception:
-        parsed = None
-    if parsed is not None and not parsed.is_channel:
-        r.problem("target", f"{target!r} is kept for direct messages with that ID")
-    return target
-
-
 def _bridges(
     problems: list[str],
     items: list[tuple[str, Any]],
@@ -68,6 +43,10 @@ def _bridges(
 ) -> tuple[Bridge, ...]:
     bridges = []
     seen: set[tuple[str, str]] = set()
+    types: dict[str, AccountType] = {}
+    for kind_name in {a.type for a in accounts.values()}:
+        with contextlib.suppress(AccountTypeError):  # reported under accounts already
+            types[kind_name] = account_type(kind_name)
     for path, raw in items:
         b = Reader(problems, path, raw, base)
         channel = _channel(b, "channel", domain)
@@ -76,23 +55,18 @@ def _bridges(
             lr = Reader(problems, lpath, lraw, base)
             account = lr.text("account", "", required=True)
             acc = accounts.get(account)
-            if isinstance(acc, FsAccount):
-                target = _fs_target(lr, channel)
+            kind = types.get(acc.type) if acc is not None else None
+            default = kind.default_target(channel) if kind is not None else None
+            if default is not None:
+                target = lr.text("target", default) or default
             else:
                 target = lr.text("target", "", required=True)
             if account and account not in accounts:
                 known = ", ".join(accounts) or "none configured"
                 lr.problem("account", f"unknown account {account!r} (known: {known})")
-            if isinstance(acc, IrcAccount) and target and not _IRC_CHANNEL.fullmatch(target):
-                lr.problem(
-                    "target",
-                    f"an IRC channel starts with '#' and has no spaces, commas or control"
-                    f" characters: {target!r}",
-                )
-            if isinstance(acc, MatrixAccount) and target and not target.startswith(("#", "!")):
-                lr.problem(
-                    "target", f"a Matrix room is '#alias:server' or '!id:server': {target!r}"
-                )
+            wrong = kind.check_target(target) if kind is not None and target else None
+            if wrong is not None:
+                lr.problem("target", wrong)
             if (account, target.lower()) in seen:
                 lr.problem("target", f"{account}/{target} is linked twice")
             seen.add((account, target.lower()))
@@ -157,7 +131,7 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     problems: list[str] = []
     top = Reader(problems, "", raw, base)
     server = server_section(top.child("server"))
-    accounts = accounts_section(top.child("accounts"))
+    accounts = accounts_section(top.child("accounts"), server.domain)
     bridges = _bridges(problems, top.items("bridges"), accounts, server.domain, base)
     bots = _bots(problems, top.items("bots"), server.domain, base)
     http = http_section(top.child("http")) if "http" in top.raw else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ..scalar.settings import Limits, ServerSettings, Timeouts
 from ..web.config import HttpConfig
@@ -49,71 +49,37 @@ class ServerConfig:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Flood:
-    burst: int = 4
-    interval: float = 0.7
-    window: int = 4096
-    """Bytes the server may hold unprocessed (fakelag) before we wait; 0 = unbounded."""
+class Account(Protocol):
+    """What the program knows of every account; each adapter's config module
+    (`bridgehost.adapters.NAME.config`) defines the full, typed one."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def process(self) -> bool:
+        """Run this account's adapter in a supervised child process."""
+
+    def reserved_id(self, domain: str) -> str:
+        """The reserved ID its adapter publishes as, e.g. `!irc-libera@example.com`."""
 
 
 @dataclass(frozen=True, slots=True)
-class IrcAccount:
+class AccountKeys:
+    """What the config loader reads for every account before its type's reader runs."""
+
     name: str
-    host: str
-    nick: str
-    port: int = 6697
-    tls: bool = True
-    verify: bool = True
-    ca: Path | None = None
-    alt_nicks: tuple[str, ...] = ()
-    username: str | None = None
-    realname: str = "bridgehost"
-    password: str | None = field(default=None, repr=False)
-    sasl_username: str | None = None
-    sasl_password: str | None = field(default=None, repr=False)
-    nickserv_password: str | None = field(default=None, repr=False)
-    flood: Flood = field(default_factory=Flood)
-    queue: int = 1000
-    max_lines: int = 5
-    format: str = "<{nick}> {body}"
-    action_format: str = "{nick} {body}"
-    reconnect_initial: float = 2.0
-    reconnect_max: float = 300.0
-    rejoin_delay: float = 10.0
-    ping_interval: float = 120.0
-    ping_timeout: float = 60.0
-    type: str = "irc"
+    process: bool
+    domain: str
+    """The server's domain (reserved IDs must be of it)."""
 
 
-@dataclass(frozen=True, slots=True)
-class MatrixAccount:
-    name: str
-    homeserver: str
-    user_id: str
-    password: str | None = field(default=None, repr=False)
-    access_token: str | None = field(default=None, repr=False)
-    device_name: str = "bridgehost"
-    verify: bool = True
-    queue: int = 1000
-    redactions: str = "notice"
-    reconnect_initial: float = 2.0
-    reconnect_max: float = 300.0
-    type: str = "matrix"
-
-
-@dataclass(frozen=True, slots=True)
-class FsAccount:
-    name: str
-    root: Path
-    nick: str = "fs"
-    users: tuple[str, ...] = ()
-    """User IDs (or bare names of this server) with a DM directory and a presence file."""
-    queue: int = 1000
-    type: str = "fs"
-
-
-Account = IrcAccount | MatrixAccount | FsAccount
+def default_reserved_id(type_: str, name: str, domain: str) -> str:
+    """`!TYPE-NAME@DOMAIN`, the reserved ID of an account that does not name its own."""
+    return f"!{type_}-{name.lower()}@{domain}"
 
 
 Direction = Literal["in", "out", "both"]
@@ -175,8 +141,4 @@ class Config:
 
     def reserved_id(self, account: str) -> str:
         """The reserved ID an adapter publishes as, e.g. `!irc-libera@example.com`."""
-        acc = self.accounts[account]
-        return f"!{acc.type}-{account.lower()}@{self.server.domain}"
-
-
-# --- reading ------------------------------------------------------------------------
+        return self.accounts[account].reserved_id(self.server.domain)

@@ -3,15 +3,18 @@ instead of raising, and the `${ENV}` / `${file:PATH}` secret substitution."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 _SECRET = re.compile(r"\$\{([^}]+)\}")
 T = TypeVar("T")
 S = TypeVar("S", bound=str)
+D = TypeVar("D")
 
 
 class Reader:
@@ -90,6 +93,31 @@ class Reader:
                 return choice
         self.problem(key, f"must be one of {', '.join(choices)}, not {value!r}")
         return default
+
+    def options(self, key: str, cls: type[D]) -> D:
+        """A map of switches into the frozen dataclass `cls` (e.g. `relay:`):
+        each field is a key, typed and defaulted by the field; unknown keys
+        are problems."""
+        r = self.child(key)
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            default: Any = f.default
+            if default is dataclasses.MISSING:
+                raise TypeError(f"{cls.__name__}.{f.name}: an option needs a default")
+            hint = hints[f.name]
+            if typing.get_origin(hint) is Literal:
+                values[f.name] = r.choice(f.name, default, typing.get_args(hint))
+            elif hint is bool:
+                values[f.name] = r.boolean(f.name, default)
+            elif hint is int:
+                values[f.name] = r.integer(f.name, default, lo=0)
+            elif hint is float:
+                values[f.name] = r.number(f.name, default, lo=0.0)
+            else:
+                values[f.name] = r.text(f.name, default)
+        r.unknown()
+        return cls(**values)
 
     def path_(
         self, key: str, default: Path | None = None, *, required: bool = False

@@ -16,6 +16,10 @@ class Limits:
     burst: int = 20
     subs: int = 500
     connections: int = 10000
+    channels: int = 10000
+    """Channels that may exist at once (each costs memory and a history)."""
+    connections_per_address: int = 50
+    """Open connections from one remote address (in-process ones do not count)."""
     send_buffer: int = 1 << 20
     """Unsent bytes per subscriber before it is a slow consumer (§9)."""
     frame: int = MAX_FRAME

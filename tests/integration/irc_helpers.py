@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bridgehost.adapters.irc import IrcAdapter
+from bridgehost.adapters.irc.adapter import IrcAdapter
 from bridgehost.adapters.state import LinkState
 from bridgehost.testing import Running
 from tests.servers.ircd import InspIRCd, RawIRC

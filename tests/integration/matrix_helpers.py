@@ -9,7 +9,7 @@ from typing import Any
 
 from nio import AsyncClient, MessageDirection, RoomMessagesResponse, SyncResponse
 
-from bridgehost.adapters.matrix import MatrixAdapter
+from bridgehost.adapters.matrix.adapter import MatrixAdapter
 from bridgehost.scalar.client import Client
 from bridgehost.scalar.events import Event
 from bridgehost.testing import Running

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bridgehost.adapters.fs import FsAdapter
+from bridgehost.adapters.fs.adapter import FsAdapter
 from bridgehost.adapters.fs.lines import MAX_LINE_BYTES
 from bridgehost.scalar.client import Client
 from bridgehost.testing import Running, running

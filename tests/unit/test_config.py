@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 import yaml
 
+from bridgehost.adapters.irc.config import IrcAccount
+from bridgehost.adapters.matrix.config import MatrixAccount
 from bridgehost.config import (
     ConfigError,
-    IrcAccount,
-    MatrixAccount,
     find_config,
     load_config,
     parse_config,

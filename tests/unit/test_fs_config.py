@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from bridgehost.config import ConfigError, FsAccount, parse_config
+from bridgehost.adapters.fs.config import FsAccount
+from bridgehost.config import ConfigError, parse_config
 
 
 def parse(tmp_path: Path, account: dict[str, Any], links: list[dict[str, Any]]) -> Any:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bridgehost.config import Config, ConfigError, IrcAccount, parse_config
+from bridgehost.adapters.irc.config import IrcAccount
+from bridgehost.config import Config, ConfigError, parse_config
 
 
 def _parse(account: dict[str, object], links: list[dict[str, object]] | None = None) -> Config:

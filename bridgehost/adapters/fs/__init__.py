@@ -1,5 +1,5 @@
-"""ii/sj-style file-system front end: see `adapter.py` for the directory layout."""
+"""ii/sj-style file-system front end: see `adapter.py` for the directory layout.
 
-from .adapter import FsAdapter
-
-__all__ = ["FsAdapter"]
+`config.py` (the account and its reader) imports no network code; the adapter
+itself is imported only when the app starts one.
+"""

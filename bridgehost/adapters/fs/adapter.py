@@ -25,7 +25,7 @@ import os
 import time
 from pathlib import Path
 
-from ...config import Bridge, FsAccount, Link
+from ...config import Bridge, Link
 from ...scalar import ids
 from ...scalar.client import Client
 from ...scalar.errors import BadTopic, ConnectionClosed, RateLimited, ScalarError
@@ -33,6 +33,7 @@ from ...scalar.events import Event
 from ..base import AdapterContext, ScalarSide, origin_of
 from ..state import LinkState
 from ..transcript import Transcript
+from .config import FsAccount
 from .fifo import FifoReader
 from .files import append, ensure_dir, write_atomic
 from .lines import MAX_LINE_BYTES, Line, display_name, format_event, format_notice, parse_input

@@ -23,12 +23,13 @@ import random
 import ssl
 from dataclasses import dataclass, field
 
-from ...config import Bridge, IrcAccount, Link
+from ...config import Bridge, Link
 from ...runtime import TaskSet
 from ...scalar.events import Event
 from ..base import AdapterContext, OutQueue, ScalarSide
 from ..formatting import NICK_BUDGET, Rendered, irc_to_scalar, render_lines, text_budget
 from ..state import LinkState, State
+from .config import IrcAccount
 from .connection import IrcConnection, RegistrationFailed
 from .flood import flood_bucket
 from .protocol import fold, nick_candidates

@@ -22,8 +22,8 @@ from irc.client import Event, NickMask, ServerNotConnectedError, is_channel
 from irc.client_aio import AioConnection, AioReactor
 from jaraco.stream.buffer import DecodingLineBuffer
 
-from ...config import IrcAccount
 from ...runtime import TokenBucket
+from .config import IrcAccount
 from .protocol import (
     JOIN_ERROR_TEXT,
     JOIN_ERRORS,

@@ -1,5 +1,5 @@
-"""Matrix rooms <-> Scalar channels, with matrix-nio (see adapter.py)."""
+"""Matrix rooms <-> Scalar channels, with matrix-nio (see adapter.py).
 
-from .adapter import MatrixAdapter
-
-__all__ = ["MatrixAdapter"]
+`config.py` (the account and its reader) imports no network code; the adapter
+itself is imported only when the app starts one.
+"""

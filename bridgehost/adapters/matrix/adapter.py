@@ -35,11 +35,11 @@ from nio import (
     SyncResponse,
 )
 
-from ...config import MatrixAccount
 from ...scalar.events import Event
 from ..base import AdapterContext, ScalarSide
 from ..state import LinkState
 from .checkpoint import Checkpoint
+from .config import MatrixAccount
 from .eventmap import EventMap
 from .events import (
     Inbound,

@@ -22,7 +22,7 @@ from typing import Any
 
 from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse
 
-from ...config import MatrixAccount
+from .config import MatrixAccount
 
 log = logging.getLogger(__name__)
 
