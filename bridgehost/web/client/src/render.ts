@@ -155,10 +155,10 @@ export function renderItem(item: Item, ctx: RenderContext): HTMLElement {
   );
   const body = line.length
     ? h("div", { class: "line" }, line)
-    : h("div", { class: "body" }, bodyFragment(item.body, item.ctype));
+    : h("div", { class: item.ctype === "text/markdown" ? "body md" : "body" }, bodyFragment(item.body, item.ctype));
   return h(
     "article",
-    { class: classes.join(" "), "data-id": ev.idHex, "data-seq": ev.seq },
+    { class: classes.join(" "), "data-id": ev.idHex, "data-seq": ev.seq, tabindex: 0 },
     meta,
     replyQuote(item, ctx),
     body,

@@ -44,6 +44,7 @@ export class ChatPage {
   private nav = h("nav", { "aria-label": "Channels", class: "sidebar", id: "sidebar" });
   private older = h("button", { type: "button", class: "older secondary" }, "Load older messages");
   private events = h("div", { class: "events" });
+  private emptyNote = h("p", { class: "empty-state", hidden: true }, "No messages here yet.");
   private pending = h("div", { class: "pending" });
   private scroller = h("div", { class: "timeline", role: "log", "aria-live": "polite", tabindex: 0 });
   private modeBar = h("div", { class: "mode", hidden: true });
@@ -99,7 +100,7 @@ export class ChatPage {
       h("section", {}, h("h2", {}, "All channels"), this.filter, this.allList, this.allMore),
     );
     this.older.addEventListener("click", () => void this.loadOlder());
-    this.scroller.append(this.older, this.events, this.pending);
+    this.scroller.append(this.older, this.emptyNote, this.events, this.pending);
     this.scroller.addEventListener("scroll", () => {
       if (this.scroller.scrollTop < 80) void this.loadOlder();
     });
@@ -127,7 +128,7 @@ export class ChatPage {
       h("button", { type: "button", class: "secondary", onclick: () => this.logout() }, "Log out"),
     );
     this.root.replaceChildren(
-      h("div", { class: "chat" }, header, this.banner, h("div", { class: "body" }, this.nav, h("main", { class: "main" }, this.scroller, composer))),
+      h("div", { class: "chat" }, header, this.banner, h("div", { class: "frame" }, this.nav, h("main", { class: "main" }, this.scroller, composer))),
     );
   }
 
@@ -233,8 +234,8 @@ export class ChatPage {
             "button",
             { type: "button", class: "channel", onclick: () => void this.join(i.topic) },
             h("span", { class: "name" }, short(i.topic, c.domain)),
-            i.title ? h("span", { class: "title" }, i.title) : null,
             h("span", { class: "count", "aria-label": `${i.subscribers} here` }, String(i.subscribers)),
+            i.title ? h("span", { class: "title" }, i.title) : null,
           ),
         ),
     );
@@ -335,6 +336,7 @@ export class ChatPage {
     }
     for (const key of [...this.cache.keys()]) if (!live.has(key)) this.cache.delete(key);
     this.renderPending();
+    this.emptyNote.hidden = !this.view || items.length > 0 || this.pending.childElementCount > 0;
     const timelines = this.view ? c.viewTimelines(this.view) : [];
     const main = timelines[0];
     const canLoad = !!main && main.history && main.hasOlder && isChannelOrMe(this.view, c.me);
