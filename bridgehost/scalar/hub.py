@@ -2,17 +2,21 @@
 
 An event is encoded once; each subscriber gets the same bytes appended to its
 output buffer (`Peer.push`), and the server flushes every buffer once per
-loop iteration. Fan-out happens as soon as the event has its seq, before the
-disk commit; the publisher's echo waits for the commit (it is the
-acknowledgement). The hub never awaits, so one slow subscriber or a slow
-disk never holds back anyone else.
+loop iteration. Commit, then deliver (§10): a published event gets the
+topic's next seq at once, but it is fanned out, and echoed to its publisher,
+only when its group commit is done (`journal.GroupCommit`), in seq order
+together with everything else of that commit. A failed commit is never
+delivered: its publishers get `internal`, and the seqs it would have used are
+given out again. `Topic.seq` is what subscribers have seen (committed);
+`Topic.assigned` runs ahead of it by the events in flight. Fan-out itself
+never awaits, so one slow subscriber never holds back anyone else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,11 +25,15 @@ import cbor2
 from . import ids
 from .events import EncodedEvent, Event
 from .ids import Kind
+from .journal import GroupCommit, Journal, Pending, StoredEvent
 from .messages import Meta, Msg, TopicInfo
 from .nonces import NonceMap
 from .settings import Clock, ServerSettings
-from .store import MAX_UNCOMMITTED, Store, StoredEvent
 from .wire import frame
+
+Ack = Callable[[EncodedEvent | None], None]
+"""How a publisher hears of its event: called once, in seq order with the fan-out,
+with the committed event (to echo) or None when it could not be stored."""
 
 
 class Peer(Protocol):
@@ -43,6 +51,9 @@ class Topic:
     name: str
     kind: Kind
     seq: int = 0
+    """The last committed seq: what subscribers have seen and `meta` says."""
+    assigned: int = 0
+    """The last seq given to an event, committed or still in flight (>= seq)."""
     title: str | None = None
     subs: dict[Peer, None] = field(default_factory=dict)
     """Subscribed connections in subscription order (an ordered set)."""
@@ -75,10 +86,11 @@ class Publication:
 
 
 class Hub:
-    def __init__(self, settings: ServerSettings, store: Store, clock: Clock) -> None:
+    def __init__(self, settings: ServerSettings, store: Journal, clock: Clock) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.commits = GroupCommit(store)
         self.nonces: NonceMap[Publication] = NonceMap()
         self.topics: dict[str, Topic] = {}
         self._channels: list[str] = []
@@ -90,10 +102,20 @@ class Hub:
     async def load(self) -> None:
         for name, (seq, title) in (await self.store.load_topics()).items():
             topic = self._topic(name)
-            topic.seq, topic.title = seq, title
+            topic.seq = topic.assigned = seq
+            topic.title = title
         for name, title in self.settings.titles:
             await self._configured_title(self._topic(name), title)
         await self._load_nonces()
+        self.commits.start()
+
+    async def flush(self) -> None:
+        """Wait until every event published so far is committed (and delivered) or failed."""
+        await self.commits.flush()
+
+    async def close(self) -> None:
+        """Commit and deliver what is in flight, then stop the commit writer."""
+        await self.commits.close()
 
     async def _load_nonces(self) -> None:
         """Publishes of the last minutes, so a client re-sending after our restart finds
@@ -135,11 +157,8 @@ class Hub:
         )
 
     def subscribe(self, peer: Peer, name: str, rid: int | None) -> Meta:
-        existed = name in self.topics
         topic = self._topic(name)
         topic.subs[peer] = None
-        if not existed and topic.kind is Kind.CHANNEL:
-            self._persist_topic(topic)
         return self.meta(peer, topic, rid)
 
     def meta(self, peer: Peer, topic: Topic, rid: int | None) -> Meta:
@@ -151,10 +170,6 @@ class Hub:
             title=topic.title,
             rid=rid,
         )
-
-    def _persist_topic(self, topic: Topic) -> None:
-        """Remember a new channel (committed with the next batch; nobody waits on it)."""
-        self.store.append(None, topic.name, topic.seq)
 
     def unsubscribe(self, peer: Peer, name: str) -> None:
         topic = self.topics.get(name)
@@ -173,7 +188,7 @@ class Hub:
         now = self.clock.now_ms()
         core = Event.core_map(
             topic=topic.name,
-            seq=topic.seq + 1,
+            seq=topic.assigned + 1,
             sender=sender,
             time=now,
             body=msg.body,
@@ -188,34 +203,57 @@ class Hub:
         title = msg.body if msg.kind == "topic" else None
         return Prepared(topic, event, now, event.frame_body(rid), sender, msg.nonce, title)
 
-    def publish(self, peer: Peer, prepared: Prepared) -> asyncio.Future[None]:
-        """Sequence, fan out, and queue for commit; the future is the commit."""
+    @property
+    def backlog_full(self) -> bool:
+        """Publishers should wait for `room()` before preparing another event."""
+        return self.commits.full
+
+    async def room(self) -> None:
+        """Back-pressure: wait while too many events are waiting for their commit."""
+        await self.commits.room()
+
+    def publish(self, peer: Peer, prepared: Prepared, ack: Ack) -> None:
+        """Give the prepared event its seq and queue it for commit; once committed it is
+        fanned out and `ack` is called (in seq order), or `ack(None)` if it failed.
+
+        Call right after `prepare`, with no await in between: the seq is the topic's.
+        """
         topic = prepared.topic
-        topic.seq += 1
-        early = self.store.uncommitted < MAX_UNCOMMITTED
-        stored = StoredEvent(
+        topic.assigned += 1
+        event = StoredEvent(
             topic.name,
-            topic.seq,
+            topic.assigned,
             prepared.time,
             prepared.event.stored,
             prepared.sender,
             prepared.nonce,
             prepared.title,
         )
+        pub = None
+        if prepared.nonce is not None:
+            pub = self._remember(prepared.sender, prepared.nonce, topic, prepared.event)
+
+        def settle(committed: bool) -> None:
+            if committed:
+                self._deliver(peer, prepared, event.seq)
+                ack(prepared.event)
+            else:
+                topic.assigned = topic.seq  # later events of the topic failed with it
+                ack(None)
+            if pub is not None:
+                self._settle(prepared.sender, prepared.nonce or "", pub, committed)
+
+        self.commits.add(Pending(event, settle))
+
+    def _deliver(self, source: Peer, prepared: Prepared, seq: int) -> None:
+        """A committed event: it is now the topic's last, and goes to every subscriber."""
+        topic = prepared.topic
+        topic.seq = seq
         if prepared.title is not None:
             topic.title = prepared.title
-        committed = self.store.append(stored, topic.name, topic.seq)
-        if prepared.nonce is not None:
-            self._remember(prepared.sender, prepared.nonce, topic, prepared.event, committed)
         self.published += 1
         data = frame(prepared.event.frame_body())
-        if early:
-            self._fan_out(topic, peer, data, direct=topic.kind is not Kind.CHANNEL)
-        else:
-            committed.add_done_callback(
-                lambda _: self._fan_out(topic, peer, data, direct=topic.kind is not Kind.CHANNEL)
-            )
-        return committed
+        self._fan_out(topic, source, data, direct=topic.kind is not Kind.CHANNEL)
 
     def _fan_out(self, topic: Topic, source: Peer | None, data: bytes, *, direct: bool) -> None:
         n = 0
@@ -228,28 +266,26 @@ class Hub:
 
     # --- idempotent publish (§10) ---------------------------------------------------
 
-    def _remember(
-        self,
-        sender: str,
-        nonce: str,
-        topic: Topic,
-        event: EncodedEvent,
-        committed: asyncio.Future[None],
-    ) -> None:
-        pub = Publication(topic.name, topic.seq, event, committed)
+    def _remember(self, sender: str, nonce: str, topic: Topic, event: EncodedEvent) -> Publication:
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pub = Publication(topic.name, topic.assigned, event, committed)
         self.nonces.put(sender, nonce, pub, self.clock.monotonic(), len(event.pairs))
+        return pub
 
-        def settle(fut: asyncio.Future[None]) -> None:
-            if fut.cancelled() or fut.exception() is not None:
-                if self.nonces.get(sender, nonce, self.clock.monotonic()) is pub:
-                    self.nonces.discard(sender, nonce)
-                return
-            pub.committed = None
-            if self.settings.history_keep > 0:
-                pub.event = None  # on disk now: read back if it is ever asked for again
-                self.nonces.set_weight(sender, nonce, pub, 0)
-
-        committed.add_done_callback(settle)
+    def _settle(self, sender: str, nonce: str, pub: Publication, committed: bool) -> None:
+        future, pub.committed = pub.committed, None
+        if not committed:
+            if self.nonces.get(sender, nonce, self.clock.monotonic()) is pub:
+                self.nonces.discard(sender, nonce)
+            if future is not None:
+                future.set_exception(RuntimeError("the event could not be stored"))
+                future.exception()  # retrieved by whoever awaits it; don't warn
+            return
+        if future is not None:
+            future.set_result(None)
+        if self.settings.history_keep > 0:
+            pub.event = None  # on disk now: read back if it is ever asked for again
+            self.nonces.set_weight(sender, nonce, pub, 0)
 
     def publication(self, sender: str, nonce: str) -> Publication | None:
         """What an earlier `msg` of `sender` with this nonce became, if remembered."""

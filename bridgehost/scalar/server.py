@@ -271,17 +271,20 @@ class ScalarServer:
         return spec.url(port)
 
     async def close(self, reason: str = "shutdown") -> None:
-        """Stop listening, say bye to everyone, wait for the sessions to end."""
+        """Stop listening, deliver what is being committed, say bye to everyone, wait for
+        the sessions to end, then stop the hub's commit writer."""
         for srv in self.listeners:
             srv.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        await self.hub.flush()  # publishers get their echoes before the bye
         for conn in list(self.connections):
             conn.session.bye(reason)
         if self._flush_scheduled:
             self._flush_all()
         await self.tasks.wait(timeout=5)
         await self.tasks.close()
+        await self.hub.close()
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.abort()

@@ -8,7 +8,6 @@ one reply; a refused request changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from .errors import (
     TooLarge,
     Unsupported,
 )
-from .events import EDITABLE, MAX_TITLE, MEMBERSHIP, Event
+from .events import EDITABLE, MAX_TITLE, MEMBERSHIP, EncodedEvent, Event
 from .hub import Hub, Publication
 from .ids import Kind
 from .messages import (
@@ -49,7 +48,6 @@ from .messages import (
     Welcome,
 )
 from .settings import Clock, ServerSettings
-from .store import MAX_UNCOMMITTED
 from .wire import MAX_FRAME, CborMap, encode_frame, frame, map_with_raw_array
 
 log = logging.getLogger(__name__)
@@ -322,6 +320,10 @@ class Session:
             if self.closing:
                 return
         self._may_publish(req, dest, original)
+        if hub.backlog_full:
+            await hub.room()
+            if self.closing:
+                return
         if req.nonce is not None:
             pub = hub.publication(self.id, req.nonce)
             if pub is not None:
@@ -337,19 +339,16 @@ class Session:
             if wait:
                 raise RateLimited("slow down", rid=req.rid, retry_after=wait)
             self.bucket.take()
-        committed = hub.publish(self, prepared)
         echo = frame(prepared.echo)
         rid = req.rid
 
-        def acknowledge(fut: asyncio.Future[None]) -> None:
-            if fut.cancelled() or fut.exception() is not None:
+        def acknowledge(event: EncodedEvent | None) -> None:
+            if event is None:
                 self.fail(Internal("the event could not be stored", rid=rid))
             else:
                 self.conn.push(echo)
 
-        committed.add_done_callback(acknowledge)
-        if hub.store.uncommitted >= MAX_UNCOMMITTED:
-            await hub.store.wait_backlog()
+        hub.publish(self, prepared, acknowledge)
 
     async def _repeat(self, pub: Publication, rid: int | None) -> None:
         """A `msg` whose nonce we have seen: answer with the first event, publish nothing."""
@@ -397,6 +396,7 @@ class Session:
             fixed.update(status="unavailable", more=False)
             self.conn.push(frame(map_with_raw_array(fixed, "events", [])))
             return
+        await self.s.hub.flush()  # our own publishes first: echoed, then in the history
         events, more = await self.s.hub.store.history(
             req.topic, after=req.after, before=req.before, since=req.since, limit=req.limit
         )

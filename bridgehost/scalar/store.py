@@ -1,11 +1,12 @@
 """SQLite persistence (aiosqlite, WAL): history, topics, users/tokens, key-value state.
 
-Events are written by one writer task with group commit: everything appended
-while a transaction is running goes into the next one, so a busy server pays
-one commit per batch, not per event. `append()` returns the batch's future;
-the server echoes a `msg` to its sender only once that future is done, so an
-acknowledged event is on disk. Reads use a second connection, so a catch-up
-never waits behind a commit.
+The store is the hub's `Journal`: `commit()` writes one batch of events in one
+transaction, with plain INSERTs so that a (topic, seq) written twice fails
+loudly instead of replacing an event someone has seen, and rolls back on any
+failure. Batching and delivery order are the hub's (`journal.GroupCommit`).
+Reads use a second connection, so a catch-up never waits behind a commit.
+Nothing in the database describes the running server (no "clean stop" flag),
+so administrative commands may open it beside a running server.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import aiosqlite
 
 from ..runtime import Histogram
+from .journal import MAX_BACKLOG, StoredEvent
+
+__all__ = ["SCHEMA_VERSION", "KeyValue", "Namespace", "Store", "StoredEvent", "ensure_private_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,25 @@ CREATE TABLE IF NOT EXISTS kv(
     ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY(ns, key)) WITHOUT ROWID;
 """
 
+SCHEMA_VERSION = 1
+"""`PRAGMA user_version` of a database this code wrote. 0 is every database made
+before versions existed (they all have the tables above, or some of them)."""
+
+UNCLEAN_SKIP = MAX_BACKLOG + 1
+"""Before version 1, events were fanned out before their commit, at most 10000 of
+them, and a `meta.clean = '0'` row said the last run had not stopped cleanly. A
+database left so is migrated by moving every topic's seq past what subscribers
+may have seen, once."""
+
+MIGRATIONS: dict[int, str] = {
+    0: f"""
+        UPDATE topics SET seq = seq + {UNCLEAN_SKIP}
+            WHERE (SELECT value FROM meta WHERE key = 'clean') = '0';
+        DELETE FROM meta WHERE key = 'clean';
+    """,
+}
+"""Per version, the SQL that brings a database of that version to the next one."""
+
 STORED_ID = "substr(data, 7, 32)"
 """Where the event id sits in a stored event: `data` is canonical CBOR, a map of
 fewer than 24 pairs (1 header byte) whose first key is `"id"` (3 bytes) holding
@@ -54,24 +76,9 @@ event up by id needs no column of its own and no migration of older databases.""
 NONCE_TTL_MS = 15 * 60 * 1000
 """How long a (sender, nonce) is kept on disk; §10 asks for at least 10 minutes."""
 
-MAX_UNCOMMITTED = 10000
-"""Events fanned out but not yet committed, at most; after an unclean stop every
-topic's seq skips this many so a seq a subscriber saw is never reused."""
 
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    topic: str
-    seq: int
-    time: int
-    data: bytes
-    """The event map, encoded once (CBOR, with `id`)."""
-    sender: str = ""
-    nonce: str | None = None
-    """The publisher's `msg.nonce`: kept with the event so a re-sent `msg` finds it
-    again after a restart (§10)."""
-    title: str | None = None
-    """A `topic` event's new channel title, written with the event."""
+class StoreError(Exception):
+    """The database cannot be used by this code (e.g. written by a newer version)."""
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -88,24 +95,12 @@ class Store:
         self._sync = synchronous
         self._w: aiosqlite.Connection | None = None
         self._r: aiosqlite.Connection | None = None
-        self._pending: list[StoredEvent] = []
-        self._pending_topics: dict[str, int] = {}
-        self._pending_titles: dict[str, str] = {}
         self._nonces_since_prune = 0
-        self._batch: asyncio.Future[None] | None = None
-        self._committing: asyncio.Future[None] | None = None
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._writer: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._since_trim: dict[str, int] = {}
-        self._queued = 0
-        self._inflight = 0
-        self.was_clean = True
         self.batches = 0
         self.commit_latency = Histogram()
-        """Seconds from a batch's start (lock wait included) to its commit (/metrics)."""
+        """Seconds per `commit()` (one batch), read by the web side's /metrics."""
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -118,17 +113,14 @@ class Store:
 
     async def _open(self) -> None:
         self._w = await self._connect()
-        await self._w.executescript(SCHEMA)
-        row = await (await self._w.execute("SELECT value FROM meta WHERE key='clean'")).fetchone()
-        self.was_clean = row is None or row[0] == "1"
-        await self._w.execute("INSERT OR REPLACE INTO meta VALUES('clean', '0')")
-        await self._w.commit()
+        try:
+            await self._migrate(self._w)
+        except BaseException:
+            await self._w.close()
+            raise
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
         self._r = await self._connect()
-        self._writer = asyncio.get_running_loop().create_task(
-            self._write_loop(), name="store-writer"
-        )
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level="DEFERRED")
@@ -137,108 +129,83 @@ class Store:
         await db.execute("PRAGMA busy_timeout=10000")
         return db
 
-    async def close(self) -> None:
-        """Commit what is pending, mark a clean stop, close both connections."""
-        if self._writer is None:
-            return
-        await self.flush()
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
-        self._writer = None
-        assert self._w is not None and self._r is not None
-        await self._w.execute("INSERT OR REPLACE INTO meta VALUES('clean', '1')")
-        await self._w.commit()
-        await self._r.close()
-        await self._w.close()
-
-    # --- events: group commit ------------------------------------------------
-
-    @property
-    def uncommitted(self) -> int:
-        """Events appended and not yet committed (queued plus the running batch)."""
-        return self._queued + self._inflight
-
-    def append(self, event: StoredEvent | None, topic: str, seq: int) -> asyncio.Future[None]:
-        """Queue one event (or only a topic's new seq) for the next commit."""
-        if self._batch is None or self._batch.done():
-            self._batch = asyncio.get_running_loop().create_future()
-        if event is not None and self.keep > 0:
-            self._pending.append(event)
-        if event is not None and event.title is not None:
-            self._pending_titles[topic] = event.title
-        self._pending_topics[topic] = max(seq, self._pending_topics.get(topic, 0))
-        self._queued += 1
-        if self.uncommitted >= MAX_UNCOMMITTED:
-            self._room.clear()
-        self._wake.set()
-        return self._batch
-
-    async def flush(self) -> None:
-        """Wait until everything appended so far is committed (the batch being
-        committed now too: its events may already be delivered)."""
-        for batch in (self._committing, self._batch):
-            if batch is not None and not batch.done():
-                await asyncio.shield(batch)
-
-    async def wait_backlog(self) -> None:
-        """Back-pressure for publishers: wait while the uncommitted backlog is too big."""
-        while self.uncommitted >= MAX_UNCOMMITTED:
-            await self._room.wait()
-
-    async def _write_loop(self) -> None:
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        """Bring the database to SCHEMA_VERSION, each step in one transaction."""
         while True:
-            await self._wake.wait()
-            # Let this iteration's fan-out flush run before the commit starts: the
-            # aiosqlite thread would otherwise compete for the GIL with the writes to
-            # subscribers (up to a 5 ms switch interval of added latency).
-            await asyncio.sleep(0)
-            self._wake.clear()
-            batch, self._batch = self._batch, None
-            self._committing = batch
-            events, self._pending = self._pending, []
-            topics, self._pending_topics = self._pending_topics, {}
-            titles, self._pending_titles = self._pending_titles, {}
-            count = self._queued
-            self._queued = 0
-            self._inflight = count
-            if batch is None:
-                continue
-            started = time.monotonic()
-            try:
-                async with self._lock:
-                    await self._commit(events, topics, titles)
-                self.commit_latency.observe(time.monotonic() - started)
-            except Exception as exc:
-                log.exception("history commit failed for %d events", count)
-                if not batch.done():
-                    batch.set_exception(exc)
-                    batch.exception()  # consumed by the callbacks; don't warn twice
-            else:
-                if not batch.done():
-                    batch.set_result(None)
-            finally:
-                self._inflight = 0
-            if self.uncommitted < MAX_UNCOMMITTED:
-                self._room.set()
+            (version,) = await (await db.execute("PRAGMA user_version")).fetchone() or (0,)
+            if version == SCHEMA_VERSION:
+                await db.executescript(SCHEMA)  # tables and indexes added since, if any
+                return
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: database schema version {version} was written by a newer "
+                    f"bridgehost (this one knows up to {SCHEMA_VERSION})"
+                )
+            if version == 0:
+                await db.executescript(SCHEMA)
+                row = await (
+                    await db.execute("SELECT value FROM meta WHERE key = 'clean'")
+                ).fetchone()
+                if row is not None and row[0] == "0":
+                    log.warning(
+                        "%s: the last run of an older bridgehost did not stop cleanly: "
+                        "every topic's seq moves on by %d",
+                        self.path,
+                        UNCLEAN_SKIP,
+                    )
+            await db.executescript(
+                f"BEGIN IMMEDIATE; {MIGRATIONS[version]} PRAGMA user_version = {version + 1}; "
+                "COMMIT;"
+            )
+            log.info("%s: database schema %d -> %d", self.path, version, version + 1)
 
-    async def _commit(
-        self,
-        events: list[StoredEvent],
-        topics: dict[str, int],
-        titles: dict[str, str] | None = None,
-    ) -> None:
-        db = self._w
-        assert db is not None
-        if events:
+    async def close(self) -> None:
+        """Close both connections (after a commit that is running, if any)."""
+        if self._w is None:
+            return
+        async with self._lock:
+            w, r, self._w, self._r = self._w, self._r, None, None
+            if r is not None:
+                await r.close()
+            await w.close()
+
+    # --- events ----------------------------------------------------------------
+
+    async def commit(self, events: Sequence[StoredEvent]) -> None:
+        """Write one batch in one transaction (the `Journal` contract): events (when
+        history is kept), each topic's last seq and new title, nonces. On any failure
+        nothing of it stays, and the error is raised."""
+        started = time.monotonic()
+        async with self._lock:
+            db = self._w
+            if db is None:
+                raise StoreError("the store is closed")
+            try:
+                await self._write(db, events)
+                await db.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await db.rollback()
+                raise
+        self.batches += 1
+        self.commit_latency.observe(time.monotonic() - started)
+
+    async def _write(self, db: aiosqlite.Connection, events: Sequence[StoredEvent]) -> None:
+        if self.keep > 0:
             await db.executemany(
-                "INSERT OR REPLACE INTO events(topic, seq, time, data) VALUES(?, ?, ?, ?)",
+                "INSERT INTO events(topic, seq, time, data) VALUES(?, ?, ?, ?)",
                 [(e.topic, e.seq, e.time, e.data) for e in events],
             )
+        seqs: dict[str, int] = {}
+        titles: dict[str, str] = {}
+        for e in events:
+            seqs[e.topic] = max(e.seq, seqs.get(e.topic, 0))
+            if e.title is not None:
+                titles[e.topic] = e.title
         await db.executemany(
             "INSERT INTO topics(topic, seq) VALUES(?, ?) "
             "ON CONFLICT(topic) DO UPDATE SET seq = max(seq, excluded.seq)",
-            list(topics.items()),
+            list(seqs.items()),
         )
         if titles:
             await db.executemany(
@@ -250,16 +217,16 @@ class Store:
             self._since_trim[e.topic] = self._since_trim.get(e.topic, 0) + 1
         slack = max(self.keep // 10, 100)
         for topic in [t for t, n in self._since_trim.items() if n >= slack]:
-            del self._since_trim[topic]
+            del self._since_trim[topic]  # (a failed commit only makes a trim come early)
             await db.execute(
                 "DELETE FROM events WHERE topic = ? AND seq <= (SELECT seq FROM events "
                 "WHERE topic = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
                 (topic, topic, self.keep),
             )
-        await db.commit()
-        self.batches += 1
 
-    async def _remember_nonces(self, db: aiosqlite.Connection, events: list[StoredEvent]) -> None:
+    async def _remember_nonces(
+        self, db: aiosqlite.Connection, events: Sequence[StoredEvent]
+    ) -> None:
         rows = [(e.sender, e.nonce, e.time, e.topic, e.seq) for e in events if e.nonce]
         if not rows:
             return
@@ -276,13 +243,10 @@ class Store:
     # --- topics --------------------------------------------------------------
 
     async def load_topics(self) -> dict[str, tuple[int, str | None]]:
-        """Every known topic -> (last seq, title); applies the unclean-stop seq skip."""
+        """Every known topic -> (last committed seq, title)."""
         assert self._r is not None
-        skip = 0 if self.was_clean else MAX_UNCOMMITTED + 1
-        if skip:
-            log.warning("previous run did not stop cleanly: topic seqs skip %d", skip)
         rows = await (await self._r.execute("SELECT topic, seq, title FROM topics")).fetchall()
-        return {t: (s + skip if s else s, title) for t, s, title in rows}
+        return {t: (s, title) for t, s, title in rows}
 
     async def ensure_topic(self, topic: str, title: str | None = None) -> None:
         async with self._lock:
@@ -308,7 +272,6 @@ class Store:
     ) -> tuple[list[bytes], bool]:
         """Up to `limit` events nearest the cursor, oldest first, and whether more remain
         beyond them (away from the cursor)."""
-        await self.flush()
         assert self._r is not None
         args: tuple[int, ...]
         if after is not None:
@@ -332,7 +295,6 @@ class Store:
 
     async def event_by_id(self, topic: str, event_id: bytes) -> bytes | None:
         """The stored event with this id in this topic (canonical CBOR), if kept."""
-        await self.flush()
         assert self._r is not None
         cur = await self._r.execute(
             f"SELECT data FROM events WHERE {STORED_ID} = ? AND topic = ?", (event_id, topic)
@@ -344,7 +306,6 @@ class Store:
         """Stored events of `topic` after seq `after` whose encoding contains `event_id`
         (edits, deletions, reactions, replies of it), oldest first; the caller decodes
         and checks them. A scan of the topic's kept history past `after`."""
-        await self.flush()
         assert self._r is not None
         cur = await self._r.execute(
             "SELECT data FROM events WHERE topic = ? AND seq > ? AND instr(data, ?) > 0 "
@@ -354,7 +315,6 @@ class Store:
         return [bytes(r[0]) for r in await cur.fetchall()]
 
     async def event_at(self, topic: str, seq: int) -> bytes | None:
-        await self.flush()
         assert self._r is not None
         cur = await self._r.execute(
             "SELECT data FROM events WHERE topic = ? AND seq = ?", (topic, seq)

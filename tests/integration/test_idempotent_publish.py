@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bridgehost.scalar.store import Store
 from bridgehost.testing import running
+from bridgehost.testing.journal import install
 
 FAST = {"server": {"limits": {"rate": 100000, "burst": 100000}}}
 
@@ -35,28 +35,21 @@ async def test_a_repeated_nonce_returns_the_first_event(tmp_path: Path) -> None:
         assert delivered == [first]
 
 
-async def test_a_repeat_while_the_first_is_committing_waits_for_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_repeat_while_the_first_is_committing_waits_for_it(tmp_path: Path) -> None:
     async with running(tmp_path) as srv:
         one, two = await srv.client("alice"), await srv.client("alice")
         lobby = srv.channel("lobby")
         await one.sub(lobby)
         await two.sub(lobby)
-        original = Store._commit
-        gate = asyncio.Event()
-
-        async def slow_commit(self: Store, *args: object) -> None:
-            await gate.wait()
-            await original(self, *args)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(Store, "_commit", slow_commit)
+        assert srv.app.server is not None
+        journal = install(srv.app.server.hub)
+        journal.hold()
         first = asyncio.ensure_future(one.publish(lobby, "hi", nonce="same"))
         await asyncio.sleep(0.1)
         second = asyncio.ensure_future(two.publish(lobby, "hi", nonce="same"))
         await asyncio.sleep(0.1)
         assert not first.done() and not second.done()
-        gate.set()
+        journal.release()
         assert await asyncio.wait_for(first, 5) == await asyncio.wait_for(second, 5)
         assert (await one.sub(lobby)).seq == 1
 

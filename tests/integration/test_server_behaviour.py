@@ -1,5 +1,6 @@
-"""Server behaviour that needs a live hub: fan-out vs. disk, group commit, flow
-control, limits, liveness, paging. (The black-box suite checks the wire rules.)"""
+"""Server behaviour that needs a live hub: group commit, flow control, limits,
+liveness, paging. (The black-box suite checks the wire rules; commit-then-deliver
+is in test_commit_then_deliver.py.)"""
 
 import asyncio
 import socket
@@ -12,34 +13,10 @@ import pytest
 from bridgehost.scalar import errors
 from bridgehost.scalar import server as server_module
 from bridgehost.scalar.client import connect
-from bridgehost.scalar.store import Store
 from bridgehost.scalar.wire import FrameDecoder, encode_frame
 from bridgehost.testing import running
 
 FAST = {"server": {"limits": {"rate": 100000, "burst": 100000}}}
-
-
-async def test_fan_out_does_not_wait_for_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                  ) -> None:
-    async with running(tmp_path) as srv:
-        alice, bob = await srv.client("alice"), await srv.client("bob")
-        lobby = srv.channel("lobby")
-        await alice.sub(lobby)
-        await bob.sub(lobby)
-        original = Store._commit
-        gate = asyncio.Event()
-
-        async def slow_commit(self: Store, *args: object) -> None:
-            await gate.wait()
-            await original(self, *args)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(Store, "_commit", slow_commit)
-        publishing = asyncio.ensure_future(alice.publish(lobby, "hi"))
-        delivered = await bob.next_event(5)  # arrives while the commit is held
-        assert delivered.body == "hi" and not publishing.done()
-        gate.set()
-        echo = await asyncio.wait_for(publishing, 5)  # the echo waited for the commit
-        assert echo == delivered
 
 
 async def test_group_commit_batches_concurrent_events(tmp_path: Path) -> None:

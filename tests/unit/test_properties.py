@@ -21,6 +21,7 @@ text = st.text(max_size=200)
 opt_text = st.none() | st.text(min_size=1, max_size=64)
 id32 = st.binary(min_size=32, max_size=32)
 uint = st.integers(0, 2**63 - 1)
+int64 = st.integers(-(2**63), 2**63 - 1)  # every integer on the wire (§10)
 
 event = st.builds(
     ev.Event, id=id32, topic=topic, seq=uint, sender=topic, time=st.integers(-(2**40), 2**45),
@@ -53,8 +54,8 @@ requests = st.one_of(
               rid=rid),
     st.builds(m.Catchup, topic=topic, after=st.none() | uint, limit=st.integers(1, 1000), rid=rid),
     st.builds(m.Catchup, topic=topic, since=st.integers(-(2**40), 2**45), rid=rid),
-    st.builds(m.Ping, time=st.none() | st.integers(), rid=rid),
-    st.builds(m.Pong, time=st.none() | st.integers(), rid=rid),
+    st.builds(m.Ping, time=st.none() | int64, rid=rid),
+    st.builds(m.Pong, time=st.none() | int64, rid=rid),
     st.builds(m.Bye, reason=opt_text, rid=rid),
 )
 
