@@ -163,6 +163,14 @@ async def test_rich_events_render_and_are_sent(server: Server, people: dict[str,
     await edited.get_by_role("button", name="React with 👍").click()
     reaction = alice.article("the final text").get_by_role("button", name="👍 1: bob")
     await reaction.wait_for()
+    # Bob takes it back (his own reaction, pressed), then gives it again.
+    mine = bob.article("the final text").get_by_role("button", name="👍 1: bob")
+    assert await mine.get_attribute("aria-pressed") == "true"
+    await mine.click()
+    await reaction.wait_for(state="detached")
+    await bob.act(edited, "React")
+    await edited.get_by_role("button", name="React with 👍").click()
+    await reaction.wait_for()
 
     await bob.act(edited, "Reply")
     await bob.say("agreed, see https://example.org/docs")

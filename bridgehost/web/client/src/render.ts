@@ -44,9 +44,11 @@ function who(ev: ScalarEvent): HTMLElement {
   return name;
 }
 
+/** The network a bridged event came from (`irc:libera` of `irc:libera/#python`); all of it on hover. */
 function via(ev: ScalarEvent): HTMLElement | null {
   if (!ev.origin) return null;
-  return h("span", { class: "via", title: `relayed by ${ev.from}` }, ev.origin);
+  const network = ev.origin.split("/")[0];
+  return h("span", { class: "via", title: `${ev.origin}, relayed by ${ev.from}` }, network);
 }
 
 function isOwn(ev: ScalarEvent, me: string): boolean {
