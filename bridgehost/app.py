@@ -68,7 +68,7 @@ class App:
         if self.config.embedded:
             log.info("no config file: running the embedded default (domain %s)", cfg.domain)
         self.store = await Store.open(
-            cfg.data_dir, keep=cfg.history_keep, synchronous=cfg.history_sync.upper()
+            cfg.data_dir, keep=cfg.history_keep, synchronous=cfg.history_sync.upper(), owner=True
         )
         titles = tuple((b.channel, b.title) for b in self.config.bridges if b.title)
         self.server = ScalarServer(

@@ -6,13 +6,16 @@ loudly instead of replacing an event someone has seen, and rolls back on any
 failure. Batching and delivery order are the hub's (`journal.GroupCommit`).
 Reads use a second connection, so a catch-up never waits behind a commit.
 Nothing in the database describes the running server (no "clean stop" flag),
-so administrative commands may open it beside a running server.
+so administrative commands may open it beside a running server. The server
+opens it as the data dir's owner (`owner=True`): an `flock` on `data_dir/lock`,
+held until `close()`, keeps a second server off the same data (§10).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import time
@@ -25,7 +28,16 @@ import aiosqlite
 from ..runtime import Histogram
 from .journal import MAX_BACKLOG, StoredEvent
 
-__all__ = ["SCHEMA_VERSION", "KeyValue", "Namespace", "Store", "StoredEvent", "ensure_private_dir"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "DataDirInUse",
+    "KeyValue",
+    "Namespace",
+    "Store",
+    "StoreError",
+    "StoredEvent",
+    "ensure_private_dir",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +89,61 @@ NONCE_TTL_MS = 15 * 60 * 1000
 """How long a (sender, nonce) is kept on disk; §10 asks for at least 10 minutes."""
 
 
-class StoreError(Exception):
-    """The database cannot be used by this code (e.g. written by a newer version)."""
+LOCK_FILE = "lock"
+"""In the data dir: locked (flock) by the server that owns the dir, holding its PID."""
+
+
+class StoreError(OSError):
+    """The data cannot be used by this process: it belongs to another server, or was
+    written by a newer version. (An OSError, so `bridgehost run` reports it as a failed
+    start and exits 1.)"""
+
+
+class DataDirInUse(StoreError):
+    def __init__(self, data_dir: Path, pid: int | None) -> None:
+        who = f"process {pid}" if pid else "another process"
+        super().__init__(f"{data_dir} is in use by {who} (another bridgehost server)")
+        self.pid = pid
+
+
+class OwnerLock:
+    """An exclusive `flock` on the data dir's lock file, with the holder's PID in it.
+
+    The kernel drops the lock when the process ends however it ends, so a stale
+    file left by a crash never keeps the next server out.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        path = data_dir / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _holder(fd)
+            os.close(fd)
+            raise DataDirInUse(data_dir, pid) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _holder(fd: int) -> int | None:
+    """The PID the lock holder wrote (it may still be writing it: try a few times)."""
+    for _ in range(20):
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if text.isdigit():
+            return int(text)
+        time.sleep(0.01)
+    return None
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -101,15 +166,37 @@ class Store:
         self.batches = 0
         self.commit_latency = Histogram()
         """Seconds per `commit()` (one batch), read by the web side's /metrics."""
+        self._owner: OwnerLock | None = None
 
     # --- lifecycle -----------------------------------------------------------
 
     @classmethod
-    async def open(cls, data_dir: Path, *, keep: int = 10000, synchronous: str = "NORMAL") -> Store:
+    async def open(
+        cls,
+        data_dir: Path,
+        *,
+        keep: int = 10000,
+        synchronous: str = "NORMAL",
+        owner: bool = False,
+    ) -> Store:
+        """Open the data dir's database. `owner=True` is for the server: it takes the
+        data dir's lock (or raises DataDirInUse naming the holder) and keeps it until
+        `close()`. Administrative commands open without it, beside a running server."""
         ensure_private_dir(data_dir)
         store = cls(data_dir / "bridgehost.sqlite3", keep=keep, synchronous=synchronous)
-        await store._open()
+        if owner:
+            store._owner = OwnerLock(data_dir)
+        try:
+            await store._open()
+        except BaseException:
+            store._release()
+            raise
         return store
+
+    def _release(self) -> None:
+        if self._owner is not None:
+            self._owner.release()
+            self._owner = None
 
     async def _open(self) -> None:
         self._w = await self._connect()
@@ -160,14 +247,18 @@ class Store:
             log.info("%s: database schema %d -> %d", self.path, version, version + 1)
 
     async def close(self) -> None:
-        """Close both connections (after a commit that is running, if any)."""
+        """Close both connections (after a commit that is running, if any), then let go
+        of the data dir."""
         if self._w is None:
             return
         async with self._lock:
             w, r, self._w, self._r = self._w, self._r, None, None
-            if r is not None:
-                await r.close()
-            await w.close()
+            try:
+                if r is not None:
+                    await r.close()
+                await w.close()
+            finally:
+                self._release()
 
     # --- events ----------------------------------------------------------------
 
