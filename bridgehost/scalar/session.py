@@ -232,6 +232,9 @@ class Session:
             return
         self.id = ident
         self.open = True
+        # The client could not speak while its credentials were checked: idle time
+        # (for ping and pong) counts from the welcome, not from the ident frame.
+        self.last_rx = self.s.clock.monotonic()
         self.s.hub.connected(ident)
         lim = self.s.settings.limits
         self.send(
