@@ -107,12 +107,19 @@ async def test_two_people_chat_and_a_reload_keeps_login_and_history(
     server: Server, people: dict[str, Any]
 ) -> None:
     alice = await people["new"]("alice", viewport={"width": 1100, "height": 720})
-    bob = await people["new"]("bob", viewport={"width": 390, "height": 760}, is_mobile=True)
+    bob = await people["new"](
+        "bob", viewport={"width": 390, "height": 760}, is_mobile=True, reduced_motion="reduce"
+    )
+    await alice.open()
+    await alice.page.get_by_role("button", name="Log in").wait_for()
+    await alice.shot("00-login")
     await alice.login("alice", PASSWORDS["alice"])
     await alice.join("lobby")
     await alice.shot("01-joined")
     await bob.login("bob", PASSWORDS["bob"])
     await bob.page.get_by_role("button", name="Show channels").click()
+    await bob.page.get_by_role("navigation", name="Channels").get_by_text("#lobby").wait_for()
+    await bob.shot("01-phone-menu")
     await bob.join("lobby")
     await alice.say("Hello Bob, this is Alice")
     await bob.sees("Hello Bob, this is Alice")
