@@ -164,12 +164,17 @@ async def scalar_socket(request: web.Request) -> web.StreamResponse:
     check_origin(request, ctx.http)
     server = ctx.server
     live = request.app[_LIVE]
-    if len(server.connections) + len(live) >= server.settings.limits.connections:
-        log.warning("refusing WebSocket from %s: connection limit reached", _remote(request))
+    limits = server.settings.limits
+    remote = _remote(request)
+    if len(server.connections) + len(live) >= limits.connections:
+        log.warning("refusing WebSocket from %s: connection limit reached", remote)
         raise web.HTTPServiceUnavailable(text="server full\n")
+    if sum(1 for c in live if c.remote == remote) >= limits.connections_per_address:
+        log.warning("refusing WebSocket from %s: too many from that address", remote)
+        raise web.HTTPTooManyRequests(text="too many connections from your address\n")
     ws = web.WebSocketResponse(max_msg_size=READ_LIMIT, autoping=True, compress=False)
     await ws.prepare(request)
-    conn = WsConnection(server, ws, _remote(request), request.transport)
+    conn = WsConnection(server, ws, remote, request.transport)
     live.add(conn)
     writer = asyncio.ensure_future(conn.write_loop())
     try:

@@ -225,3 +225,22 @@ async def test_shutdown_says_bye(tmp_path: Path, http: aiohttp.ClientSession) ->
         assert bye == {"t": "bye", "reason": "shutdown"}
         await ws.closed()
         await asyncio.wait_for(stopping, 10)
+
+
+async def test_connections_per_address_are_bounded(tmp_path: Path) -> None:
+    limits = {"server": {"limits": {"connections_per_address": 3}}}
+    async with web_app(tmp_path, limits) as (_, base), aiohttp.ClientSession() as http:
+        held = [await open_ws(http, base) for _ in range(3)]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await open_ws(http, base)
+        assert refused.value.status == 429
+        await held[0].ws.close()
+        deadline = asyncio.get_running_loop().time() + 5
+        while True:
+            try:
+                again = await open_ws(http, base)
+                break
+            except aiohttp.WSServerHandshakeError:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+        assert (await again.call(t="ident", v=1))["t"] == "ident"
