@@ -48,7 +48,15 @@ from .messages import (
     Welcome,
 )
 from .settings import Clock, ServerSettings
-from .wire import MAX_FRAME, CborMap, encode_frame, frame, map_with_raw_array
+from .wire import (
+    MAX_FRAME,
+    CborMap,
+    encode_frame,
+    frame,
+    head,
+    lone_history_size,
+    map_with_raw_array,
+)
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +343,8 @@ class Session:
         if req.kind == "topic" and len(req.body.encode()) > MAX_TITLE:
             raise TooLarge(f"a channel title is at most {MAX_TITLE} bytes", rid=req.rid)
         prepared = hub.prepare(self.id, req, req.rid)
-        if len(prepared.echo) > self.s.settings.limits.frame:
+        size = max(len(prepared.echo), lone_history_size(req.topic, prepared.event.stored))
+        if size > self.s.settings.limits.frame:
             raise TooLarge("the event would not fit one frame", rid=req.rid)
         if not self.reserved:
             wait = self.bucket.wait_ms()
@@ -439,13 +448,14 @@ class Session:
 
 
 def _fit(fixed: CborMap, key: str, items: list[bytes], *, from_start: bool) -> list[bytes]:
-    """The items nearest one end that fit in one frame with the fixed fields."""
-    budget = MAX_FRAME - len(map_with_raw_array(fixed, key, [])) - 4
+    """The items nearest one end that fit in one frame with the fixed fields (exactly:
+    an event accepted because its lone `history` frame fits is always returned)."""
+    base = len(map_with_raw_array(fixed, key, [])) - 1  # without the array's head
     kept: list[bytes] = []
     size = 0
     ordered = items if from_start else reversed(items)
     for item in ordered:
-        if size + len(item) > budget:
+        if base + len(head(4, len(kept) + 1)) + size + len(item) > MAX_FRAME:
             break
         kept.append(item)
         size += len(item)

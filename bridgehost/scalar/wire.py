@@ -94,6 +94,18 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _TAG, _INDEFINITE, _SIMPLE = 0xFF, 0xFE, 0xFD
 
 
+RID_LARGEST = 2**32 - 1
+"""The largest `rid` a request may carry (§2): replies are sized for it."""
+
+
+def lone_history_size(topic: str, event: bytes) -> int:
+    """Bytes of the body of a `history` frame that carries this one encoded event and
+    the largest `rid`: with the echo, what §10 decides `too-large` against, so that
+    every event a server accepts fits a `catchup` reply on its own."""
+    fixed = {"t": "history", "rid": RID_LARGEST, "topic": topic, "status": "ok", "more": True}
+    return len(map_with_raw_array(fixed, "events", [event]))
+
+
 def _head_widths() -> bytes:
     """Per initial byte: how many argument bytes follow (0..8), or why it is refused."""
     table = bytearray(256)

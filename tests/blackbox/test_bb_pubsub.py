@@ -364,15 +364,16 @@ async def test_topic_length_limits_accepted(srv):
 
 @pytest.mark.asyncio
 async def test_too_large_boundary(srv):
+    """§10: too-large is decided against the larger of the echo and a `history` frame
+    holding the event alone (with the largest rid a catchup may carry), so whatever is
+    accepted can be fetched again."""
     a = await srv.user_conn()
     ch = channel()
     await a.sub(ch)
     rid = 5
 
-    def echo_size(n: int) -> int:
-        ev = {
-            "t": "event",
-            "rid": rid,
+    def event(n: int) -> dict:
+        return {
             "id": b"\0" * 32,
             "topic": ch,
             "seq": 1,
@@ -381,19 +382,26 @@ async def test_too_large_boundary(srv):
             "kind": "text",
             "body": "x" * n,
         }
-        return len(cbor2.dumps(ev))
 
-    n = 16382 - (echo_size(0) + 2)  # a text header grows from 1 to 3 bytes at 256 chars
-    assert echo_size(n) == 16382
+    def size(n: int) -> int:
+        echo = {"t": "event", "rid": rid, **event(n)}
+        history = {"t": "history", "rid": 2**32 - 1, "topic": ch, "status": "ok",
+                   "more": False, "events": [event(n)]}
+        return max(len(cbor2.dumps(echo)), len(cbor2.dumps(history)))
+
+    n = 16382 - (size(0) + 2)  # a text header grows from 1 to 3 bytes at 256 chars
+    assert size(n) == 16382
     big = {"t": "msg", "topic": ch, "body": "x" * (n + 1), "rid": rid}
     assert len(cbor2.dumps(big)) <= 16382  # the request itself fits a frame
     reply = await a.request(big)
     assert_error(reply, "too-large", rid=rid)
-    # exactly fitting echo is accepted, and the refused one consumed no seq
+    # exactly fitting is accepted, and the refused one consumed no seq
     echo = await a.request({"t": "msg", "topic": ch, "body": "x" * n, "rid": rid})
-    assert echo["t"] == "event", f"an echo of exactly 16382 bytes fits one frame: {echo!r}"
+    assert echo["t"] == "event", f"a lone history frame of exactly 16382 bytes fits: {echo!r}"
     assert echo["seq"] == 1 and len(echo["body"]) == n
     check_event(echo)
+    history = await a.request({"t": "catchup", "topic": ch, "rid": 2**32 - 1})
+    assert [e["id"] for e in history["events"]] == [echo["id"]]
 
 
 @pytest.mark.asyncio
