@@ -111,6 +111,23 @@ async def test_events_queued_behind_a_failed_commit_fail_with_it_other_topics_do
         assert [e.body async for e in bob.history_after(lobby, 0)] == ["committed", "after"]
 
 
+async def test_whoever_has_an_event_can_point_at_it_at_once(tmp_path: Path) -> None:
+    """A bot reacting to a command the moment it arrives finds its target: nothing is
+    delivered before it is in the store. (Store.flush used to be needed for this.)"""
+    async with server(tmp_path) as (srv, journal):
+        alice, bot = await srv.client("alice"), await srv.client("!bot")
+        lobby = srv.channel("lobby")
+        await alice.sub(lobby)
+        await bot.sub(lobby)
+        journal.hold()
+        asking = asyncio.ensure_future(alice.publish(lobby, "!ping"))
+        await asyncio.wait_for(journal.held.wait(), 5)
+        journal.release()
+        command = await bot.next_event(5)
+        reaction = await bot.react(command, "+1")
+        assert reaction.target == command.id == (await asking).id
+
+
 async def test_flush_waits_for_the_batch_in_flight(tmp_path: Path) -> None:
     async with server(tmp_path) as (srv, journal):
         alice = await srv.client("alice")

@@ -175,7 +175,10 @@ async def test_configured_title_is_where_a_channel_starts(tmp_path: Path) -> Non
     store, hub = await start("From config")
     assert hub.topics[lobby].title == "From config"
     msg = Msg(lobby, "Set by a user", kind="topic")
-    await hub.publish(None, hub.prepare("alice@test.example", msg, None))  # type: ignore[arg-type]
+    acks: list[object] = []
+    hub.publish(None, hub.prepare("alice@test.example", msg, None), acks.append)  # type: ignore[arg-type]
+    await hub.close()
+    assert acks and acks[0] is not None  # committed
     await store.close()
     store, hub = await start("From config")
     assert hub.topics[lobby].title == "Set by a user"
@@ -194,8 +197,9 @@ async def test_store_finds_events_by_id_through_the_index(tmp_path: Path) -> Non
             target=b"\x02" * 32))
         small = EncodedEvent.build(Event.core_map(topic="#a@x", seq=2, sender="a@x", time=6,
                                                   body=""))
-        for seq, enc in ((1, full), (2, small)):
-            store.append(StoredEvent("#a@x", seq, 5, enc.stored), "#a@x", seq)
+        await store.commit(
+            [StoredEvent("#a@x", seq, 5, enc.stored) for seq, enc in ((1, full), (2, small))]
+        )
         assert await store.event_by_id("#a@x", full.id) == full.stored
         assert await store.event_by_id("#a@x", small.id) == small.stored
         assert await store.event_by_id("#b@x", small.id) is None
