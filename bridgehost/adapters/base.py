@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import Account, Bridge, Config, Link
-from ..runtime import SYSTEM_CLOCK, Clock
+from ..runtime import SYSTEM_CLOCK, Backoff, Clock
 from ..scalar.client import Client
 from ..scalar.errors import ConnectionClosed, RateLimited, ScalarError
 from ..scalar.events import Event
@@ -81,6 +81,40 @@ def _relays(origin: str, event: Event) -> bool:
 def origin_of(account: Account, target: str) -> str:
     """How a link names itself in `origin`, e.g. `irc:libera/#python`."""
     return f"{account.type}:{account.name}/{target}"
+
+
+PUBLISH_ATTEMPTS = 50
+
+
+def hub_backoff() -> Backoff:
+    """Reconnecting to the in-process hub after a session ended."""
+    return Backoff(0.5, 5.0, healthy_after=10.0)
+
+
+async def publish_retrying(
+    connected: asyncio.Event,
+    current: Callable[[], Client | None],
+    send: Callable[[Client], Awaitable[Event]],
+) -> Event | None:
+    """Publish through whichever hub session is current, waiting out a lost
+    session (with backoff) and the hub's rate limit (as long as it says).
+
+    None when the hub stayed unavailable for PUBLISH_ATTEMPTS tries; a refusal
+    (any other ScalarError) propagates.
+    """
+    backoff = Backoff(0.1, 5.0, jitter=False)
+    for _ in range(PUBLISH_ATTEMPTS):
+        await connected.wait()
+        client = current()
+        if client is None:
+            continue
+        try:
+            return await send(client)
+        except RateLimited as exc:
+            await asyncio.sleep(exc.retry_after / 1000)
+        except ConnectionClosed:
+            await backoff.wait()
+    return None
 
 
 class OutQueue:
@@ -189,6 +223,7 @@ class ScalarSide:
             await self._save_positions()
 
     async def _hold_session(self) -> None:
+        backoff = hub_backoff()
         while True:
             client = await self.ctx.connect()
             try:
@@ -205,6 +240,7 @@ class ScalarSide:
                         async for event in client.history_after(channel, last):
                             self._route(event)
                 self.client = client
+                backoff.started()
                 self._connected.set()
                 async for event in client:
                     self._route(event)
@@ -217,7 +253,7 @@ class ScalarSide:
                 self._connected.clear()
                 self.client = None
                 await client.close()
-            await asyncio.sleep(0.5)
+            await backoff.wait()
 
     async def _resume_links(self, client: Client, channel: str, head: int) -> None:
         """First session of this process: queue what each link of `channel` missed
@@ -303,31 +339,27 @@ class ScalarSide:
         if not link.inbound:
             return None
         nick = nick[:64] or "?"
-        for attempt in range(50):
-            await self._connected.wait()
-            client = self.client
-            if client is None:
-                continue
-            try:
-                event = await client.publish(
-                    bridge.channel,
-                    body,
-                    kind=kind,
-                    ctype=ctype,
-                    reply_to=reply_to,
-                    nick=nick,
-                    origin=self.origin(link),
-                )
-            except RateLimited as exc:
-                await asyncio.sleep(exc.retry_after / 1000)
-            except ConnectionClosed:
-                await asyncio.sleep(0.1 * (attempt + 1))
-            except ScalarError as exc:
-                st.set(st.state, f"hub refused a message from {nick}: {exc.code}: {exc.text}")
-                return None
-            else:
-                st.published(self.clock.monotonic() - received)
-                self._route(event, own=True)
-                return event
-        st.set(st.state, f"could not publish a message from {nick}: hub unavailable")
-        return None
+        origin = self.origin(link)
+
+        def send(client: Client) -> Awaitable[Event]:
+            return client.publish(
+                bridge.channel,
+                body,
+                kind=kind,
+                ctype=ctype,
+                reply_to=reply_to,
+                nick=nick,
+                origin=origin,
+            )
+
+        try:
+            event = await publish_retrying(self._connected, lambda: self.client, send)
+        except ScalarError as exc:
+            st.error(f"hub refused a message from {nick}: {exc.code}: {exc.text}")
+            return None
+        if event is None:
+            st.error(f"could not publish a message from {nick}: hub unavailable")
+            return None
+        st.published(self.clock.monotonic() - received)
+        self._route(event, own=True)
+        return event

@@ -19,13 +19,12 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..runtime import TaskSet
+from ..runtime import Backoff, Fatal, TaskSet
 from ..scalar.client import Client
 from ..scalar.errors import AuthFailed, ConnectionClosed, ScalarError
 from ..scalar.events import Event
@@ -39,8 +38,9 @@ Connector = Callable[[], Awaitable[Client]]
 IGNORED_KINDS = frozenset({"notice", "presence"})
 
 
-class BotAuthError(Exception):
-    """The server refused the bot's ID and secret: retrying cannot help."""
+class BotAuthError(Fatal):
+    """The server refused the bot's ID and secret: retrying cannot help (the
+    supervisor stops the bot and reports it once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +145,8 @@ class BotRunner:
 
     async def _connection_loop(self) -> None:
         s = self.settings
-        loop = asyncio.get_running_loop()
-        delay = s.reconnect_initial
+        backoff = Backoff(s.reconnect_initial, s.reconnect_max, healthy_after=s.healthy_after)
         while True:
-            started = loop.time()
             try:
                 client = await self.connect()
             except AuthFailed as exc:
@@ -158,6 +156,7 @@ class BotRunner:
             except (OSError, TimeoutError, ScalarError) as exc:
                 self._set_state("reconnecting", f"cannot connect: {exc or type(exc).__name__}")
             else:
+                backoff.started()
                 try:
                     await self._serve(client)
                 except (ConnectionClosed, OSError) as exc:
@@ -169,12 +168,9 @@ class BotRunner:
                     self._connected.clear()
                     self.ready.clear()
                     await client.close()
-            if loop.time() - started >= s.healthy_after:
-                delay = s.reconnect_initial
-            wait = random.uniform(delay / 2, delay)
+            wait = backoff.next()
             log.info("bot %s: reconnecting in %.1f s", self.name, wait)
             await asyncio.sleep(wait)
-            delay = min(s.reconnect_max, delay * 2)
 
     async def _serve(self, client: Client) -> None:
         joined = 0

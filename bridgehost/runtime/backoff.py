@@ -2,8 +2,9 @@
 
 A connection that was healthy and then dropped is usually a restart or a
 network blip that is over in seconds, so for `quick_for` seconds after such
-a loss retries come every `quick` seconds (jittered, so the first is within
-a second). After that, and after anything that never became healthy (a
+a loss retries come every `quick` seconds (jittered: the first within half a
+second, so a server that restarts in 5 s is reached again well within 2 s of
+accepting connections). After that, and after anything that never became healthy (a
 server that refuses us, one that accepts and kills us at once), delays grow
 from `initial` by doubling up to `cap`. Jitter draws each delay from
 [d/2, d] so that many clients of one server do not retry in step.
@@ -24,14 +25,14 @@ class Backoff:
         *,
         jitter: bool = True,
         healthy_after: float = 30.0,
-        quick: float = 1.0,
+        quick: float = 0.5,
         quick_for: float = 15.0,
         clock: Timer = SYSTEM_CLOCK,
         rng: random.Random | None = None,
     ) -> None:
-        if initial <= 0 or cap < initial:
-            raise ValueError("backoff needs 0 < initial <= cap")
-        self.initial, self.cap, self.jitter = initial, cap, jitter
+        if initial <= 0:
+            raise ValueError("backoff needs initial > 0")
+        self.initial, self.cap, self.jitter = initial, max(cap, initial), jitter
         self.healthy_after, self.quick, self.quick_for = healthy_after, quick, quick_for
         self.clock = clock
         self._random = rng or random.Random()
@@ -41,8 +42,11 @@ class Backoff:
         self._quick_until = float("-inf")
 
     def started(self) -> None:
-        """It is up (connected, registered, running): healthy once it lasts `healthy_after`."""
-        self._up_since = self.clock.monotonic()
+        """It is up (connected, registered, running): healthy once it lasts
+        `healthy_after`. Calling it again while up (every successful poll,
+        say) changes nothing; `next()` marks it down."""
+        if self._up_since is None:
+            self._up_since = self.clock.monotonic()
 
     def succeeded(self) -> None:
         """It proved healthy now, however short it has been up."""

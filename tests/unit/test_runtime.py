@@ -155,6 +155,20 @@ def test_backoff_first_retry_after_a_healthy_connection_is_within_a_second() -> 
     assert 1 <= later[0] <= 2 and 2 <= later[1] <= 4 and 4 <= later[2] <= 8
 
 
+def test_backoff_started_again_while_up_keeps_the_first_time() -> None:
+    clock = FakeClock()
+    backoff = Backoff(2, 300, jitter=False, healthy_after=30, quick=1.0, clock=clock)
+    backoff.next()
+    backoff.started()
+    for _ in range(4):  # every successful poll says "up" again
+        clock.advance(10)
+        backoff.started()
+    assert backoff.healthy and backoff.next() == 1.0
+    backoff.started()  # up again after the loss: a new spell, not healthy yet
+    clock.advance(5)
+    assert not backoff.healthy
+
+
 def test_backoff_succeeded_counts_as_healthy_at_once() -> None:
     clock = FakeClock()
     backoff = Backoff(4, 300, jitter=False, healthy_after=30, quick=1.0, clock=clock)

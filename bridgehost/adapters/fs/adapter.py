@@ -23,14 +23,15 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 from ...config import Bridge, Link
 from ...scalar import ids
 from ...scalar.client import Client
-from ...scalar.errors import BadTopic, ConnectionClosed, RateLimited, ScalarError
+from ...scalar.errors import BadTopic, ScalarError
 from ...scalar.events import Event
-from ..base import AdapterContext, ScalarSide, origin_of
+from ..base import AdapterContext, ScalarSide, hub_backoff, origin_of, publish_retrying
 from ..state import LinkState
 from ..transcript import Transcript
 from .config import FsAccount
@@ -283,31 +284,25 @@ class FsAdapter:
     async def _send_dm(self, peer: str, kind: str, body: str) -> None:
         origin = origin_of(self.account, peer)
         received = time.monotonic()
-        for attempt in range(50):
-            await self._dm_ready.wait()
-            client = self._dm
-            if client is None:
-                continue
-            try:
-                event = await client.publish(
-                    peer, body, kind=kind, nick=self.account.nick, origin=origin
-                )
-            except RateLimited as exc:
-                await asyncio.sleep(exc.retry_after / 1000)
-            except ConnectionClosed:
-                await asyncio.sleep(0.1 * (attempt + 1))
-            except ScalarError as exc:
-                self._notice(f"message to {peer} refused: {exc.code}: {exc.text}")
-                return
-            else:
-                self.dm_status.published(time.monotonic() - received)
-                out = format_event(event, self.domain, self._dm_transcript)
-                self._append(self._dir(peer) / "out", out, self.dm_status)
-                return
-        self._notice(f"message to {peer} not sent: the hub is unavailable")
+
+        def send(client: Client) -> Awaitable[Event]:
+            return client.publish(peer, body, kind=kind, nick=self.account.nick, origin=origin)
+
+        try:
+            event = await publish_retrying(self._dm_ready, lambda: self._dm, send)
+        except ScalarError as exc:
+            self._notice(f"message to {peer} refused: {exc.code}: {exc.text}")
+            return
+        if event is None:
+            self._notice(f"message to {peer} not sent: the hub is unavailable")
+            return
+        self.dm_status.published(time.monotonic() - received)
+        out = format_event(event, self.domain, self._dm_transcript)
+        self._append(self._dir(peer) / "out", out, self.dm_status)
 
     async def _dm_session(self) -> None:
         """Hold the session that receives DMs and presence; catch up after any loss."""
+        backoff = hub_backoff()
         while True:
             client = await self.ctx.connect()
             try:
@@ -324,6 +319,7 @@ class FsAdapter:
                         await self._on_dm_event(event)
                 self._dm = client
                 self._dm_ready.set()
+                backoff.started()
                 self.dm_status.set("up")
                 async for event in client:
                     await self._on_dm_event(event)
@@ -332,7 +328,7 @@ class FsAdapter:
                 self._dm_ready.clear()
                 self._dm = None
                 await client.close()
-            await asyncio.sleep(0.5)
+            await backoff.wait()
 
     async def _save_dm_seq(self, seq: int) -> None:
         self._dm_seq = seq

@@ -9,22 +9,24 @@ messages, in order, up to the queue bound.
 IRC -> Scalar: the connection calls back with channel messages; one
 publisher task relays them in arrival order through ScalarSide.publish.
 
-Faults: a lost connection is retried with capped exponential backoff and
-jitter; credentials the server rejects wait the cap before the next try; a
-kick is answered by a rejoin after `rejoin_delay`; a channel that refuses us
-(ban, key, invite-only) is retried with backoff, never in a tight loop.
+Faults: a lost connection is retried with the runtime's Backoff: within a
+second, and then about every second for a while, when the connection had
+been healthy (a server restart), else with capped exponential backoff and
+jitter; a registration the server refuses (SASL, PASS, K-line) is `Fatal`:
+reported once, not retried until the config changes; a kick is answered by
+a rejoin after `rejoin_delay`; a channel that refuses us (ban, key,
+invite-only) is retried with backoff, never in a tight loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import ssl
 from dataclasses import dataclass, field
 
 from ...config import Bridge, Link
-from ...runtime import TaskSet
+from ...runtime import Backoff, Fatal, TaskSet
 from ...scalar.events import Event
 from ..base import AdapterContext, OutQueue, ScalarSide
 from ..formatting import NICK_BUDGET, Rendered, irc_to_scalar, render_lines, text_budget
@@ -36,8 +38,10 @@ from .protocol import fold, nick_candidates
 
 log = logging.getLogger(__name__)
 
-HEALTHY_AFTER = 30.0
-"""A connection that lasted this long resets the reconnect backoff."""
+HEALTHY_AFTER = 10.0
+"""A connection that stayed registered this long was healthy: when it is lost,
+the first retry comes within a second. One a server kills sooner is retried
+with growing delays instead (no reconnect loop against a server that drops us)."""
 JOIN_TIMEOUT = 30.0
 
 
@@ -66,6 +70,11 @@ class _Incoming:
     ctype: str | None
     received: float
     """When the line arrived (monotonic), for the link's inbound latency."""
+
+
+class RegistrationRefused(Fatal):
+    """The server refused our credentials (SASL, PASS, K-line): retrying cannot
+    help until the config changes, so the adapter stops and says so once."""
 
 
 def sender_nick(event: Event) -> str:
@@ -126,30 +135,28 @@ class IrcAdapter:
 
     async def _connection_loop(self) -> None:
         acc = self.account
-        loop = asyncio.get_running_loop()
-        delay = acc.reconnect_initial
+        backoff = Backoff(acc.reconnect_initial, acc.reconnect_max, healthy_after=HEALTHY_AFTER)
         while True:
             self.connects += 1
             self._set_all("connecting")
             bucket = flood_bucket(acc.flood.burst, acc.flood.interval)
             conn = IrcConnection(acc, self, bucket)
-            state: State = "disconnected"
             try:
                 await conn.connect()
             except RegistrationFailed as exc:
-                error = exc.reason
                 if exc.auth:
-                    state = "auth failed"
-                    delay = max(delay, acc.reconnect_max)
+                    self._set_all("auth failed", exc.reason)
+                    raise RegistrationRefused(
+                        f"{acc.host}:{acc.port} refused the registration: {exc.reason}"
+                    ) from exc
+                error = exc.reason
             except (OSError, TimeoutError) as exc:
                 error = describe(exc)
             else:
-                started = loop.time()
+                backoff.started()
                 error = await self._session(conn)
-                if loop.time() - started >= HEALTHY_AFTER:
-                    delay = acc.reconnect_initial
-            wait = random.uniform(delay / 2, delay)
-            self._set_all(state, error)
+            wait = backoff.next()
+            self._set_all("disconnected", error)
             log.warning(
                 "irc %s (%s:%d): %s; reconnecting in %.1f s",
                 self.name,
@@ -159,7 +166,6 @@ class IrcAdapter:
                 wait,
             )
             await asyncio.sleep(wait)
-            delay = min(delay * 2, acc.reconnect_max)
 
     async def _session(self, conn: IrcConnection) -> str:
         """Keep the channels joined until the connection closes; return why it did."""
@@ -184,7 +190,7 @@ class IrcAdapter:
     async def _keep_joined(self, conn: IrcConnection, lk: _Link) -> None:
         acc = self.account
         loop = asyncio.get_running_loop()
-        failures = 0
+        backoff = Backoff(max(acc.rejoin_delay, 1.0), acc.reconnect_max)
         while conn.alive:
             if not lk.joined.is_set():
                 lk.status.set("joining")
@@ -198,13 +204,11 @@ class IrcAdapter:
                 finally:
                     lk.outcome = None
                 if error is not None:
-                    failures += 1
-                    wait = min(acc.reconnect_max, max(acc.rejoin_delay, 1.0) * 2 ** (failures - 1))
-                    wait = random.uniform(wait / 2, wait)
+                    wait = backoff.next()
                     lk.status.set("join failed", f"{error}; retrying in {wait:.0f} s")
                     await asyncio.sleep(wait)
                     continue
-                failures = 0
+                backoff.reset()
                 lk.removed.clear()
                 lk.joined.set()
                 lk.status.set("joined")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +34,7 @@ from nio import (
     SyncResponse,
 )
 
+from ...runtime import Backoff
 from ...scalar.events import Event
 from ..base import AdapterContext, ScalarSide
 from ..state import LinkState
@@ -50,8 +50,9 @@ from .events import (
     own_membership,
     txn_id,
 )
+from .responses import classify
 from .rooms import Room, Rooms
-from .session import UNKNOWN_TOKEN, MatrixAuthError, MatrixSession, TokenRejected
+from .session import MatrixAuthError, MatrixSession, TokenRejected
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,6 @@ INITIAL_FILTER: dict[str, Any] = {
 }
 
 
-def _jitter(delay: float) -> float:
-    return random.uniform(delay / 2, delay)
-
-
 class MatrixAdapter:
     """Bridges the links of one Matrix account (see the module docstring)."""
 
@@ -111,6 +108,11 @@ class MatrixAdapter:
         """When the batch being relayed arrived (monotonic), for inbound latency."""
         self.syncs = 0
         self.sync_failures = 0
+        self.backoff = self._backoff()
+        """Login and /sync retries; quick again after a healthy spell of syncs."""
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self.account.reconnect_initial, self.account.reconnect_max)
 
     def status(self) -> list[LinkState]:
         return self.scalar.statuses()
@@ -141,20 +143,21 @@ class MatrixAdapter:
             raise _first(group) from None
 
     async def _open(self) -> AsyncClient:
-        """A logged-in client, retried with backoff while the homeserver is unreachable."""
-        delay = self.account.reconnect_initial
+        """A logged-in client, retried with backoff while the homeserver is unreachable.
+
+        Credentials it refuses are `Fatal` (a MatrixAuthError): the links say
+        `auth failed` and the supervisor stops the adapter instead of retrying.
+        """
         while True:
             try:
                 return await self.session.open()
             except MatrixAuthError as exc:
                 for room in self.rooms:
                     room.status.set("auth failed", str(exc))
-                log.error("matrix %s: %s; fix the config and restart", self.name, exc)
-                await asyncio.Event().wait()
+                raise
             except TRANSIENT as exc:
                 self.rooms.set_down(f"cannot log in: {_describe(exc)}")
-            await asyncio.sleep(_jitter(delay))
-            delay = min(delay * 2, self.account.reconnect_max)
+            await self.backoff.wait()
 
     async def _matrix(self, tg: asyncio.TaskGroup) -> None:
         client = await self._open()
@@ -189,7 +192,6 @@ class MatrixAdapter:
         A retry does not long-poll: its answer is what tells the senders that
         the homeserver is back.
         """
-        delay = self.account.reconnect_initial
         while True:
             try:
                 resp = await client.sync(
@@ -202,22 +204,21 @@ class MatrixAdapter:
                 self.sync_failures += 1
                 self.rooms.set_down(f"homeserver unreachable: {_describe(exc)}")
             else:
-                if isinstance(resp, SyncResponse):
+                answer = classify(resp, SyncResponse)
+                if answer.ok:
                     self._received = self.scalar.clock.monotonic()
                     self.syncs += 1
+                    self.backoff.started()
                     self.rooms.set_online()
                     return resp
-                code = getattr(resp, "status_code", None)
-                if code == UNKNOWN_TOKEN:
+                if answer.outcome == "token rejected":
                     raise TokenRejected(f"{self.user_id}: access token rejected during sync")
                 self.sync_failures += 1
-                self.rooms.set_down(f"sync failed: {code}: {getattr(resp, 'message', '')}")
-                retry = getattr(resp, "retry_after_ms", None)
-                if retry:
-                    await asyncio.sleep(retry / 1000)
+                self.rooms.set_down(f"sync failed: {answer.describe()}")
+                if answer.retry_after:
+                    await asyncio.sleep(answer.retry_after)
                     continue
-            await asyncio.sleep(_jitter(delay))
-            delay = min(delay * 2, self.account.reconnect_max)
+            await self.backoff.wait()
 
     async def _first_sync(self, client: AsyncClient) -> None:
         """No checkpoint: learn the rooms and the current position, relay nothing."""
@@ -300,11 +301,11 @@ class MatrixAdapter:
             resp = await client.room_messages(
                 room_id, start=token, end=until, direction=MessageDirection.front, limit=100
             )
-            if not isinstance(resp, RoomMessagesResponse):
-                code = getattr(resp, "status_code", None)
-                if code == UNKNOWN_TOKEN:
-                    raise TokenRejected(f"{self.user_id}: access token rejected")
-                raise ConnectionError(f"/messages failed: {code}: {getattr(resp, 'message', '')}")
+            answer = classify(resp, RoomMessagesResponse)
+            if answer.outcome == "token rejected":
+                raise TokenRejected(f"{self.user_id}: access token rejected")
+            if not answer.ok:
+                raise ConnectionError(f"/messages failed: {answer.describe()}")
             events.extend(e.source for e in resp.chunk)
             if not resp.chunk or not resp.end:
                 return events
@@ -406,7 +407,7 @@ class MatrixAdapter:
     async def _sender(self, client: AsyncClient, room: Room) -> None:
         """Send the link's queued Scalar events one by one, in order."""
         queue = self.scalar.queue(room.link)
-        delay = self.account.reconnect_initial
+        backoff = self._backoff()
         while True:
             event = await queue.peek()
             await self.rooms.online.wait()
@@ -414,11 +415,10 @@ class MatrixAdapter:
             try:
                 done = await self._send(client, room, event)
             except TRANSIENT as exc:
-                room.status.set(room.status.state, f"send failed: {_describe(exc)}")
-                await asyncio.sleep(_jitter(delay))
-                delay = min(delay * 2, self.account.reconnect_max)
+                room.status.error(f"send failed: {_describe(exc)}")
+                await backoff.wait()
                 continue
-            delay = self.account.reconnect_initial
+            backoff.reset()
             if done:
                 queue.pop()
 
@@ -449,30 +449,27 @@ class MatrixAdapter:
             room.status.set(room.status.state, f"dropped event seq {event.seq}: conversion failed")
             return True
         resp = await client.room_send(room_id, "m.room.message", content, tx_id=txn_id(event))
-        if isinstance(resp, RoomSendResponse):
+        answer = classify(resp, RoomSendResponse)
+        if answer.ok:
             await self.map.remember(room_id, resp.event_id, event.id)
             room.status.relayed(event.time)
             return True
-        code, message = getattr(resp, "status_code", None), getattr(resp, "message", "")
-        status = getattr(getattr(resp, "transport_response", None), "status", None)
-        if code == "M_LIMIT_EXCEEDED" or status == 429:
-            wait = (getattr(resp, "retry_after_ms", None) or 1000) / 1000
+        if answer.outcome == "rate limited":
+            wait = answer.retry_after or 1.0
             self.rate_limited += 1
-            room.status.set(room.status.state, "rate-limited by the homeserver (M_LIMIT_EXCEEDED)")
+            room.status.error("rate-limited by the homeserver (M_LIMIT_EXCEEDED)")
             log.debug("matrix %s: rate-limited; resending in %.2f s", self.name, wait)
             await asyncio.sleep(wait)
             return False
-        if code == UNKNOWN_TOKEN:
+        if answer.outcome == "token rejected":
             raise TokenRejected(f"{self.user_id}: access token rejected while sending")
-        if code == "M_FORBIDDEN" and not await self.rooms.still_joined(client, room_id):
+        if answer.outcome == "forbidden" and not await self.rooms.still_joined(client, room_id):
             if room.joined.is_set():
-                room.left("removed", f"not in {room.link.target}: {message}")
+                room.left("removed", f"not in {room.link.target}: {answer.message}")
             return False
-        if status is None or status >= 500:
-            raise ConnectionError(f"send failed: {code or status}: {message}")
-        room.status.set(
-            room.status.state, f"dropped a message the homeserver refused: {code}: {message}"
-        )
+        if answer.outcome == "transient":
+            raise ConnectionError(f"send failed: {answer.describe()}")
+        room.status.error(f"dropped a message the homeserver refused: {answer.describe()}")
         return True
 
 

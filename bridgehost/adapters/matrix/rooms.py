@@ -19,7 +19,8 @@ from nio import AsyncClient, JoinedRoomsResponse, JoinResponse, RoomResolveAlias
 from ...config import Bridge, Link
 from ..state import LinkState, State
 from .events import Membership
-from .session import UNKNOWN_TOKEN, TokenRejected
+from .responses import classify
+from .session import TokenRejected
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +77,18 @@ class Rooms:
         room.status.set("joining")
         while True:
             resp = await client.join(room.room_id or target)
-            if isinstance(resp, JoinResponse):
+            answer = classify(resp, JoinResponse)
+            if answer.ok:
                 self.bind(room, resp.room_id)
                 self.mark_joined(room)
                 return
-            code, message = getattr(resp, "status_code", None), getattr(resp, "message", "")
-            if code != "M_LIMIT_EXCEEDED":
+            if answer.outcome != "rate limited":
                 break
-            await asyncio.sleep((getattr(resp, "retry_after_ms", None) or 1000) / 1000)
-        if code == UNKNOWN_TOKEN:
+            await asyncio.sleep(answer.retry_after or 1.0)
+        if answer.outcome == "token rejected":
             raise TokenRejected(f"{self.user_id}: access token rejected")
-        status = getattr(getattr(resp, "transport_response", None), "status", None)
-        if status is None or status >= 500:
-            raise ConnectionError(f"joining {target} failed: {code or status}: {message}")
+        if answer.outcome == "transient":
+            raise ConnectionError(f"joining {target} failed: {answer.describe()}")
         if room.room_id is None:
             if target.startswith("!"):
                 self.bind(room, target)
@@ -96,7 +96,7 @@ class Rooms:
                 resolved = await client.room_resolve_alias(target)
                 if isinstance(resolved, RoomResolveAliasResponse):
                     self.bind(room, resolved.room_id)
-        room.left("join failed", f"cannot join {target}: {code}: {message}")
+        room.left("join failed", f"cannot join {target}: {answer.code}: {answer.message}")
 
     def bind(self, room: Room, room_id: str) -> None:
         if room.room_id and room.room_id != room_id:
@@ -140,8 +140,9 @@ class Rooms:
 
     async def still_joined(self, client: AsyncClient, room_id: str) -> bool:
         resp = await client.joined_rooms()
-        if not isinstance(resp, JoinedRoomsResponse):
-            raise ConnectionError(f"joined_rooms failed: {getattr(resp, 'status_code', None)}")
+        answer = classify(resp, JoinedRoomsResponse)
+        if not answer.ok:
+            raise ConnectionError(f"joined_rooms failed: {answer.describe()}")
         return room_id in resp.rooms
 
     def set_online(self) -> None:

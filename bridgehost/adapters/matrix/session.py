@@ -22,7 +22,9 @@ from typing import Any
 
 from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse
 
+from ...runtime import Fatal
 from .config import MatrixAccount
+from .responses import UNKNOWN_TOKEN, classify
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +38,8 @@ class _DropDebug(logging.Filter):
 
 logging.getLogger("nio.responses").addFilter(_DropDebug())
 
-UNKNOWN_TOKEN = "M_UNKNOWN_TOKEN"
 
-
-class MatrixAuthError(Exception):
+class MatrixAuthError(Fatal):
     """The homeserver will not let us in; retrying without a config change is useless."""
 
 
@@ -157,7 +157,8 @@ class MatrixSession:
         """Use `token`; True if the homeserver accepts it."""
         client.restore_login(self.account.user_id, device_id, token)
         resp = await client.whoami()
-        if isinstance(resp, WhoamiResponse):
+        answer = classify(resp, WhoamiResponse)
+        if answer.ok:
             if resp.user_id != self.account.user_id:
                 raise MatrixAuthError(
                     f"the access token belongs to {resp.user_id}, not {self.account.user_id}"
@@ -166,10 +167,10 @@ class MatrixSession:
                 client.device_id = resp.device_id
             self.device_id = client.device_id
             return True
-        if getattr(resp, "status_code", None) == UNKNOWN_TOKEN:
+        if answer.outcome == "token rejected":
             client.access_token = ""
             return False
-        raise ConnectionError(f"whoami failed: {resp.status_code}: {resp.message}")
+        raise ConnectionError(f"whoami failed: {answer.describe()}")
 
     async def _login(self, client: AsyncClient, device_id: str | None) -> None:
         acc = self.account
@@ -179,12 +180,12 @@ class MatrixSession:
         client.device_id = device_id
         self.logins += 1
         resp = await client.login(acc.password, device_name=acc.device_name)
-        if not isinstance(resp, LoginResponse):
-            code = getattr(resp, "status_code", None)
-            message = getattr(resp, "message", "")
-            if code in ("M_FORBIDDEN", "M_USER_DEACTIVATED", "M_INVALID_USERNAME"):
-                raise MatrixAuthError(f"password login as {acc.user_id} failed: {code}: {message}")
-            raise ConnectionError(f"password login as {acc.user_id} failed: {code}: {message}")
+        answer = classify(resp, LoginResponse)
+        if not answer.ok:
+            failed = f"password login as {acc.user_id} failed: {answer.describe()}"
+            if answer.outcome in ("forbidden", "refused"):
+                raise MatrixAuthError(failed)
+            raise ConnectionError(failed)
         self.device_id = resp.device_id
         self.file.save(Credentials(acc.homeserver, acc.user_id, resp.device_id, resp.access_token))
         log.info(
