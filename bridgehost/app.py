@@ -24,6 +24,7 @@ from .adapters.base import Adapter, AdapterContext
 from .adapters.spec import adapter_spec
 from .adapters.state import LinkState
 from .config import Account, Config
+from .plugins.host import PluginHost, migrate_in
 from .runtime import TaskSet, supervise
 from .scalar import client as scalar_client
 from .scalar.client import Client
@@ -53,6 +54,8 @@ class App:
         self.server: ScalarServer | None = None
         self.adapters: list[Adapter] = []
         self.bot_host: Any = None
+        self.plugins: PluginHost | None = None
+        """Plugin processes: `process: true` adapters, `type: exec` accounts and bots."""
         self.tasks = TaskSet("app")
         self.urls: list[str] = []
         self.web: Any = None
@@ -85,8 +88,12 @@ class App:
             await self.store.close()
             raise
         for name, account in self.config.accounts.items():
-            self._start_adapter(name, account)
+            if not account.process:
+                await migrate_in(self.store, cfg.data_dir, name)
+                self._start_adapter(name, account)
         await self._start_bots()
+        self.plugins = PluginHost(self.config, self.server, self.store)
+        await self.plugins.start()
         self.tasks.spawn(self.status_file.run(), name="status-writer")
 
     async def _start_web(self) -> None:
@@ -142,7 +149,7 @@ class App:
         )
 
     async def _start_bots(self) -> None:
-        if not self.config.bots:
+        if all(bot.is_exec for bot in self.config.bots):
             return
         try:
             host_mod = importlib.import_module("bridgehost.bots.host")
@@ -184,6 +191,8 @@ class App:
         self._stopping.set()
 
     async def stop(self) -> None:
+        if self.plugins is not None:
+            await self.plugins.stop()
         if self.bot_host is not None:
             await self.bot_host.stop()
         await self.tasks.close()
@@ -199,7 +208,10 @@ class App:
     # --- health -------------------------------------------------------------------------
 
     def link_statuses(self) -> list[LinkState]:
-        return [st for adapter in self.adapters for st in adapter.status()]
+        links = [st for adapter in self.adapters for st in adapter.status()]
+        if self.plugins is not None:
+            links.extend(self.plugins.link_statuses())
+        return links
 
     def status(self) -> dict[str, Any]:
         server = self.server
@@ -211,5 +223,12 @@ class App:
             "connections": len(server.connections) if server else 0,
             "published": server.hub.published if server else 0,
             "links": [st.as_dict() for st in self.link_statuses()],
-            "bots": self.bot_host.status() if self.bot_host is not None else [],
+            "bots": self._bot_statuses(),
+            "plugins": self.plugins.status() if self.plugins is not None else [],
         }
+
+    def _bot_statuses(self) -> list[dict[str, Any]]:
+        bots: list[dict[str, Any]] = self.bot_host.status() if self.bot_host is not None else []
+        if self.plugins is not None:
+            bots.extend(self.plugins.bot_status())
+        return sorted(bots, key=lambda b: str(b.get("id")))

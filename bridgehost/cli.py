@@ -35,11 +35,15 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 CLI_TOKEN_FILE = "cli-token"
 
 
-def _setup_logging(verbose: int) -> None:
+def _setup_logging(verbose: int, *, child: bool = False) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose >= 0 else logging.WARNING
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    # A child's stderr is read by its parent, which adds the time and the plugin's name.
+    fmt = (
+        "%(levelname)s %(name)s: %(message)s"
+        if child
+        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.basicConfig(level=level, stream=sys.stderr, format=fmt)
     if verbose < 2:
         for noisy in ("aiosqlite", "nio", "irc.client", "irc.client_aio", "asyncio"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -337,6 +341,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def cmd_adapter(config: Config, args: argparse.Namespace) -> int:
+    from .plugins.child import main as child_main
+
+    return child_main(config, args.name, _run_loop)
+
+
 def cmd_bot(config: Config | None, args: argparse.Namespace) -> int:
     from .bots.remote import run_remote
 
@@ -399,6 +409,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     st = sub.add_parser("status", parents=[common], help="health of the running server's links")
     st.add_argument("--json", action="store_true")
+    adapter = sub.add_parser(
+        "adapter",
+        parents=[common],
+        help="run one account's adapter on a Scalar session on stdin/stdout "
+        "(started by bridgehost for `process: true`; see docs/plugins.md)",
+    )
+    adapter.add_argument("name", help="the account's name in the config")
     bot = sub.add_parser("bot", help="run a bot out of process over the protocol")
     bot.add_argument("plugin", help="module:Class or an entry point name of bridgehost.bots")
     bot.add_argument("--server", required=True, help="server URL, e.g. tcp://127.0.0.1:7667")
@@ -431,6 +448,7 @@ COMMANDS = {
     ("say", None): cmd_say,
     ("tail", None): cmd_tail,
     ("status", None): cmd_status,
+    ("adapter", None): cmd_adapter,
 }
 
 
@@ -440,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "run")
     args = _parser().parse_args(argv)
     verbose = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0)
-    _setup_logging(verbose)
+    _setup_logging(verbose, child=args.command == "adapter")
     if args.command == "bot":
         return cmd_bot(None, args)
     try:

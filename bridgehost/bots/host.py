@@ -36,6 +36,8 @@ def check_bots(bots: Sequence[BotConfig]) -> list[str]:
     problems = []
     for i, bc in enumerate(bots):
         where = f"bots[{i}] ({bc.id})"
+        if bc.is_exec:
+            continue
         if bc.id.startswith(f"!{DIRECTORY_NAME}@"):
             problems.append(f"{where}.id: reserved for the bot directory")
         try:
@@ -81,7 +83,8 @@ class BotHost:
     async def start(self, bots: Sequence[BotConfig]) -> None:
         """Start every bot that can start; wait briefly until they have joined."""
         for bot_config in bots:
-            self.add(bot_config)
+            if not bot_config.is_exec:  # a program of its own: bridgehost.plugins runs it
+                self.add(bot_config)
         self.listen()
         await self.wait_ready(READY_TIMEOUT)
 

@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from typing import Protocol, runtime_checkable
 
 from .model import Account, AccountKeys
+from .plugins import PROCESS_KEYS, ProcessOptions, process_options
 from .reader import Reader
 
 ENTRY_POINT_GROUP = "bridgehost.adapters"
@@ -83,7 +84,10 @@ def account_type(name: str) -> AccountType:
     return _load(spec)
 
 
-def accounts_section(r: Reader, domain: str) -> dict[str, Account]:
+def accounts_section(
+    r: Reader, domain: str, processes: dict[str, ProcessOptions] | None = None
+) -> dict[str, Account]:
+    """Every account; those that run as a process also get their options in `processes`."""
     out: dict[str, Account] = {}
     for name in r.raw:
         a = r.child(str(name))
@@ -98,6 +102,15 @@ def accounts_section(r: Reader, domain: str) -> dict[str, Account]:
             a.problem("type", str(exc))
             continue
         keys = AccountKeys(name=str(name), process=a.boolean("process", False), domain=domain)
-        out[str(name)] = found.read_account(keys, a)
+        account = out[str(name)] = found.read_account(keys, a)
+        if account.process:
+            options = process_options(a)
+            if processes is not None:
+                processes[str(name)] = options
+        else:
+            for key in PROCESS_KEYS:
+                if key in a.raw:
+                    a.problem(key, "applies to an account with `process: true` only")
+                    a.child(key)
         a.unknown()
     return out

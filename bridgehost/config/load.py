@@ -12,6 +12,7 @@ from ..scalar import ids
 from ..web.config import http_section
 from .accounts import AccountType, AccountTypeError, account_type, accounts_section
 from .model import DIRECTIONS, Account, BotConfig, Bridge, Config, ConfigError, Link
+from .plugins import ProcessOptions, command_of, environment, process_options
 from .reader import Reader
 from .sections import server_section
 
@@ -93,7 +94,14 @@ def _bots(
     bots = []
     for path, raw in items:
         r = Reader(problems, path, raw, base)
-        plugin = r.text("plugin", "", required=True)
+        command: tuple[str, ...] = ()
+        if "command" in r.raw:
+            command = command_of(r)
+            if "plugin" in r.raw:
+                r.problem("plugin", "a bot is either a `plugin:` class or a `command:`, not both")
+            plugin = " ".join(command)
+        else:
+            plugin = r.text("plugin", "", required=True)
         ident = r.text("id", "", required=True)
         if ident:
             try:
@@ -120,6 +128,10 @@ def _bots(
                 rate=r.number("rate", 2.0, lo=0.01),
                 burst=r.integer("burst", 5, lo=1),
                 timeout=r.number("timeout", 30.0, lo=0.1),
+                command=command,
+                env=environment(r) if command else {},
+                cwd=r.path_("cwd") if command else None,
+                process=process_options(r) if command else ProcessOptions(),
             )
         )
         r.unknown()
@@ -131,7 +143,8 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     problems: list[str] = []
     top = Reader(problems, "", raw, base)
     server = server_section(top.child("server"))
-    accounts = accounts_section(top.child("accounts"), server.domain)
+    processes: dict[str, ProcessOptions] = {}
+    accounts = accounts_section(top.child("accounts"), server.domain, processes)
     bridges = _bridges(problems, top.items("bridges"), accounts, server.domain, base)
     bots = _bots(problems, top.items("bots"), server.domain, base)
     http = http_section(top.child("http")) if "http" in top.raw else None
@@ -139,7 +152,13 @@ def parse_config(raw: Any, *, base: Path, path: Path | None = None) -> Config:
     if problems:
         raise ConfigError(problems)
     return Config(
-        server=server, accounts=accounts, bridges=bridges, bots=bots, http=http, path=path
+        server=server,
+        accounts=accounts,
+        bridges=bridges,
+        bots=bots,
+        http=http,
+        processes=processes,
+        path=path,
     )
 
 

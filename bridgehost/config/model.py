@@ -8,6 +8,7 @@ from typing import Any, Literal, Protocol
 
 from ..scalar.settings import Limits, ServerSettings, Timeouts
 from ..web.config import HttpConfig
+from .plugins import ProcessOptions
 
 
 class ConfigError(Exception):
@@ -123,6 +124,15 @@ class BotConfig:
     rate: float = 2.0
     burst: int = 5
     timeout: float = 30.0
+    command: tuple[str, ...] = ()
+    """A bot that is any program (docs/plugins.md), run with its session on stdio."""
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    process: ProcessOptions = field(default_factory=ProcessOptions)
+
+    @property
+    def is_exec(self) -> bool:
+        return bool(self.command)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +143,8 @@ class Config:
     bots: tuple[BotConfig, ...] = ()
     http: HttpConfig | None = None
     """The HTTP listener (bridgehost.web); None when the config has no `http:`."""
+    processes: dict[str, ProcessOptions] = field(default_factory=dict)
+    """How each account with `process: true` (exec ones too) runs as a process."""
     path: Path | None = None
     embedded: bool = False
 

@@ -63,6 +63,16 @@ class Histogram:
         self.sum += seconds
         self.count += 1
 
+    def add_counts(self, counts: Sequence[int], total: float) -> None:
+        """Add observations counted elsewhere with the same bounds (per bucket, not
+        cumulative, +Inf last; `total` their sum), e.g. by a plugin process."""
+        if len(counts) != len(self._counts):
+            raise ValueError("histogram counts do not match the bounds")
+        for i, n in enumerate(counts):
+            self._counts[i] += n
+        self.count += sum(counts)
+        self.sum += total
+
     def snapshot(self) -> HistogramSnapshot:
         cumulative, total = [], 0
         for n in self._counts:

@@ -15,17 +15,19 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from ..runtime import TaskSet
+from . import ids
 from .auth import Authenticator
 from .hub import Hub
 from .messages import Bye
-from .session import AddressLimiter, Session, Shared
+from .pipes import ChildEnds, PipePair
+from .session import AddressLimiter, Extension, Session, Shared
 from .settings import Clock, ServerSettings, SystemClock
 from .store import Store
 from .wire import FrameDecoder, encode_frame
@@ -74,12 +76,19 @@ class ListenSpec:
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, server: ScalarServer, remote: str | None = None) -> None:
+    def __init__(
+        self,
+        server: ScalarServer,
+        remote: str | None = None,
+        *,
+        preauth: str | None = None,
+        extensions: Mapping[str, Extension] | None = None,
+    ) -> None:
         self.server = server
         self.remote = remote or "?"
         self.transport: asyncio.Transport | None = None
         self.decoder = FrameDecoder(server.settings.limits.frame)
-        self.session = Session(server.shared, self)
+        self.session = Session(server.shared, self, preauth=preauth, extensions=extensions)
         self._inbox: collections.deque[object] = collections.deque()
         self._wake = asyncio.Event()
         self._out: list[bytes] = []
@@ -128,6 +137,7 @@ class Connection(asyncio.Protocol):
         # Best effort: the bye goes behind the backlog the peer is not reading, and
         # the peer gets a short grace to read it; nothing more is queued meanwhile.
         transport.write(encode_frame(Bye(reason="slow-consumer").to_map()))
+        self.session.bye_reason = "slow-consumer"
         self.session.closed()
         self._close_after_flush = True
         self._wake.set()
@@ -191,6 +201,31 @@ class Connection(asyncio.Protocol):
             if not self.lost and self.transport is not None:
                 self.close()
             log.debug("connection from %s ended", self.remote)
+
+
+class PluginConnection(Connection):
+    """A plugin's session on its stdio (§12): knows when it ended, and why."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ended = asyncio.Event()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.ended.set()
+
+    def end_reason(self) -> str:
+        """Why the session ended, for the log: the server's `bye` and its error, if any."""
+        session = self.session
+        if session.bye_reason is None:
+            return "the plugin closed its stdout (or exited)"
+        error = session.last_error
+        detail = f": {error.code}: {error.text}" if error is not None else ""
+        return f"bridgehost ended it (bye {session.bye_reason}{detail})"
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.lost:
+            self.transport.abort()
 
 
 class ScalarServer:
@@ -302,6 +337,18 @@ class ScalarServer:
         ours, theirs = socket.socketpair()
         await loop.connect_accepted_socket(lambda: Connection(self, "local"), sock=ours)
         return theirs
+
+    async def connect_plugin(
+        self, ident: str, *, extensions: Mapping[str, Extension] | None = None
+    ) -> tuple[PluginConnection, ChildEnds]:
+        """§12 inherited stdio: the pipe ends to hand a plugin as its stdin and
+        stdout, served as a session already opened for the reserved ID `ident`.
+        The caller closes its copies of the ends once the plugin has them.
+        """
+        ident = ids.normalise(ident)
+        conn = PluginConnection(self, f"plugin {ident}", preauth=ident, extensions=extensions)
+        _, ends = await PipePair.open(conn)
+        return conn, ends
 
     # --- connection bookkeeping ---------------------------------------------------
 

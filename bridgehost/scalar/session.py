@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from .auth import Authenticator
 from .errors import (
     AuthFailed,
     BadFrame,
+    BadMessage,
     Forbidden,
     Internal,
     NoSuchTopic,
@@ -73,6 +75,12 @@ class Conn(Protocol):
 
     def close(self) -> None:
         """Flush what was pushed, then close."""
+
+
+Extension = Callable[[str, CborMap], Awaitable[CborMap]]
+"""A request type one session serves beside §5 (a plugin's `status`, docs/plugins.md):
+called with the session's ID and the request once the session is open; returns the
+reply map (the session adds the `rid`) or raises a `ScalarError`."""
 
 
 class TokenBucket:
@@ -138,9 +146,24 @@ class Shared:
 
 
 class Session:
-    def __init__(self, shared: Shared, conn: Conn) -> None:
+    def __init__(
+        self,
+        shared: Shared,
+        conn: Conn,
+        *,
+        preauth: str | None = None,
+        extensions: Mapping[str, Extension] | None = None,
+    ) -> None:
         self.s = shared
         self.conn = conn
+        self.preauth = preauth
+        """§12 inherited stdio: the reserved ID the server opened this session as; an
+        `ident` naming it needs no secret, any other `ident` is `auth-failed`."""
+        self.extensions: Mapping[str, Extension] = extensions or {}
+        self.bye_reason: str | None = None
+        """Why the server ended the session (the `bye` reason it sent), if it did."""
+        self.last_error: ScalarError | None = None
+        """The last error sent to the client."""
         self.push = conn.push
         """The hub delivers to sessions directly (this is the `Peer` interface)."""
         self.id = ""
@@ -166,12 +189,14 @@ class Session:
         if self.closing:
             return
         self.send(Bye(reason=reason))
+        self.bye_reason = reason
         self.closing = True
         self.conn.close()
 
     def fail(self, exc: ScalarError) -> None:
         if isinstance(exc, RateLimited):
             self.s.counters.rate_limited += 1
+        self.last_error = exc
         self.send(Error.of(exc))
 
     # --- input -------------------------------------------------------------
@@ -190,6 +215,10 @@ class Session:
             self.fail(item)
             return
         try:
+            extension = self.extensions.get(item.get("t"))  # type: ignore[arg-type]
+            if extension is not None:
+                await self._extension(extension, item)
+                return
             t = messages.request_type(item)
             if not self.open and t not in _BEFORE_IDENT:
                 raise NotAuthenticated("send ident first", rid=item.get("rid"))
@@ -222,6 +251,20 @@ class Session:
             self.closing = True
             self.conn.close()
         # Pong: liveness only, already counted.
+
+    async def _extension(self, extension: Extension, item: CborMap) -> None:
+        rid = item.get("rid")
+        if "rid" in item and not (type(rid) is int and 0 <= rid < 2**32):
+            raise BadMessage("rid must be an unsigned integer below 2^32")
+        if not self.open:
+            raise NotAuthenticated("send ident first", rid=rid)
+        try:
+            reply = dict(await extension(self.id, item))
+        except ScalarError as exc:
+            raise exc.with_rid(rid) from None
+        if rid is not None:
+            reply["rid"] = rid
+        self.conn.push(encode_frame(reply))
 
     # --- ident -----------------------------------------------------------------
 
@@ -263,6 +306,12 @@ class Session:
             parsed = None if req.id is None else ids.parse(req.id)
         except ScalarError as exc:
             raise exc.with_rid(req.rid) from None
+        if self.preauth is not None:
+            if parsed is None or str(parsed) != self.preauth:
+                self.s.counters.failed_idents += 1
+                raise AuthFailed("authentication failed", rid=req.rid)
+            self.reserved = True
+            return self.preauth
         limiter = self.s.failed_idents.bucket(self.conn.remote)
         wait = limiter.wait_ms()
         if wait:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bridgehost.adapters.exec.config import ExecAccount
+from bridgehost.adapters.exec.config import ExecAccount, NotAnAdapter
 from bridgehost.adapters.irc.config import IrcAccount
 from bridgehost.adapters.irc.config import RelayOptions as IrcRelay
 from bridgehost.adapters.matrix.config import MatrixAccount
@@ -116,13 +116,13 @@ def test_exec_account_problems(tmp_path: Path) -> None:
         assert any(p.startswith(want) for p in found), (want, found)
 
 
-def test_exec_adapter_is_reported_as_not_runnable_yet(tmp_path: Path) -> None:
+def test_exec_account_passes_check_and_is_no_in_process_adapter(tmp_path: Path) -> None:
     accounts = {"sh": {"type": "exec", "command": ["sh"], "id": "!sh@example.com"}}
     config = parse({"accounts": accounts}, tmp_path)
-    assert check_adapters(config) == [
-        "accounts.sh.type: the exec adapter cannot run: running `type: exec` programs is not "
-        "implemented yet (plugin supervision, issue #16)"
-    ]
+    assert check_adapters(config) == []
+    factory = adapter_spec("exec").load()
+    with pytest.raises(NotAnAdapter, match="runs as its own process"):
+        factory(None)
 
 
 def test_new_server_limits(tmp_path: Path) -> None:

@@ -1,16 +1,17 @@
 """`type: exec` accounts: a program that speaks Scalar/1 on its stdin/stdout
 (scalar-protocol.md §12), started and supervised by bridgehost as its own
-reserved ID. The config is read and checked here; the process side is the
-plugin supervisor's (issue #16), and until it exists such an account is
-reported as not runnable rather than silently ignored."""
+reserved ID (`bridgehost.plugins`; docs/plugins.md). The config is read and
+checked here; there is no in-process adapter to load."""
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ...config.model import AccountKeys
+from ...config.plugins import environment
 from ...config.reader import Reader
 from ...scalar import ids
 from ..spec import AdapterFactory, AdapterSpec
@@ -23,6 +24,12 @@ class ExecAccount:
     """argv; a relative program path is resolved against the config file's directory."""
     id: str
     """The reserved ID the program acts as, e.g. `!weather@example.com`."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Added to the program's (otherwise minimal) environment."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """Handed to the program as JSON in BRIDGEHOST_CONFIG."""
+    cwd: Path | None = None
+    """Its working directory (default: the config file's)."""
     process: bool = True
     type: str = "exec"
 
@@ -54,17 +61,28 @@ def read_account(keys: AccountKeys, r: Reader) -> ExecAccount:
             ident = str(parsed)
     if "process" in r.raw and not keys.process:
         r.problem("process", "an exec account always runs as its own process")
-    return ExecAccount(name=keys.name, command=tuple(command), id=ident)
+    config: dict[str, Any] = r._get("config", {}, lambda v: isinstance(v, dict), "a map")
+    return ExecAccount(
+        name=keys.name,
+        command=tuple(command),
+        id=ident,
+        env=environment(r),
+        config=dict(config),
+        cwd=r.path_("cwd") or r.base,
+    )
 
 
-class ExecNotAvailable(Exception):
-    """Exec accounts are configured, but this build cannot run them yet."""
+class NotAnAdapter(Exception):
+    """An exec account is a program of its own, never an adapter in the app."""
+
+
+def _refuse(ctx: Any) -> Any:
+    raise NotAnAdapter("a `type: exec` account runs as its own process (bridgehost.plugins)")
 
 
 def load() -> AdapterFactory:
-    raise ExecNotAvailable(
-        "running `type: exec` programs is not implemented yet (plugin supervision, issue #16)"
-    )
+    """Nothing to import: the app hands exec accounts to the plugin supervisor."""
+    return _refuse
 
 
 ADAPTER = AdapterSpec(type="exec", read=read_account, load=load)

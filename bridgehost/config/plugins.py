@@ -1,0 +1,98 @@
+"""How plugin processes run: the options of any account with `process: true`
+(`type: exec` ones included) and of bots given by `command:` (design.md §6,
+docs/plugins.md).
+
+The processes themselves are run by `bridgehost.plugins`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .reader import Reader
+
+DEFAULT_GRACE = 5.0
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """How a plugin that exits is restarted, and when that stops."""
+
+    burst: int = 5
+    """Exits within `interval` seconds after which it is stopped and reported, not restarted."""
+    interval: float = 60.0
+    initial: float = 0.5
+    """Seconds before the first restart (then doubling up to `cap`, jittered)."""
+    cap: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessOptions:
+    """How one plugin process runs."""
+
+    memory_mb: int | None = None
+    """Address-space limit (RLIMIT_AS) in MiB; None: no limit."""
+    grace: float = DEFAULT_GRACE
+    """Seconds the plugin gets to exit after `bye`, and again after SIGTERM, before SIGKILL."""
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+
+
+PROCESS_KEYS = ("limits", "grace", "restart")
+"""Keys of an account or bot that only a process has."""
+
+
+def process_options(r: Reader) -> ProcessOptions:
+    """`limits:`, `grace:` and `restart:` of an account or bot that runs as a process."""
+    lim = r.child("limits")
+    memory = lim.integer("memory_mb", 256, lo=16) if lim.raw.get("memory_mb") is not None else 0
+    lim.unknown()
+    rr = r.child("restart")
+    d = RestartPolicy()
+    restart = RestartPolicy(
+        burst=rr.integer("burst", d.burst, lo=1),
+        interval=rr.number("interval", d.interval, lo=1.0),
+        initial=rr.number("initial", d.initial, lo=0.01),
+        cap=rr.number("cap", d.cap, lo=0.01),
+    )
+    if restart.cap < restart.initial:
+        rr.problem("cap", "must be at least `initial`")
+        restart = RestartPolicy(restart.burst, restart.interval, restart.initial, restart.initial)
+    rr.unknown()
+    return ProcessOptions(
+        memory_mb=memory or None,
+        grace=r.number("grace", DEFAULT_GRACE, lo=0.1),
+        restart=restart,
+    )
+
+
+def command_of(r: Reader) -> tuple[str, ...]:
+    """`command: [program, arg, ...]` (a list, never a shell string)."""
+    if isinstance(r.raw.get("command"), str):
+        r.problem("command", "must be a list like [./plugin, --flag] (no shell is used)")
+        r._known.add("command")
+        return ()
+    command = r.texts("command")
+    if not command:
+        r.problem("command", "is required: the program and its arguments, as a list")
+    elif not command[0]:
+        r.problem("command[0]", "must name a program")
+    return command
+
+
+def environment(r: Reader) -> dict[str, str]:
+    """`env: {NAME: value}` added to the plugin's (otherwise minimal) environment."""
+    env = r.child("env")
+    out: dict[str, str] = {}
+    for name in env.raw:
+        value = env.text(str(name), "", secret=True)
+        if not ENV_NAME.fullmatch(str(name)):
+            env.problem(str(name), "is not a valid environment variable name")
+        elif str(name).startswith("BRIDGEHOST_"):
+            env.problem(str(name), "BRIDGEHOST_* variables are set by bridgehost itself")
+        else:
+            out[str(name)] = str(value)
+    return out
