@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import multiprocessing as mp
 import os
 import queue
@@ -282,8 +283,12 @@ def run_server(
     gen_cpus: frozenset[int] | None,
 ) -> ServerRun:
     work = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
-    start = start_bridgehost if kind == "bridgehost" else start_floor
-    server = start(work, srv_cpus)
+    if kind == "floor":
+        server = start_floor(work, srv_cpus)
+    elif kind == "baseline":
+        server = start_bridgehost(work, srv_cpus, tree=args.baseline, kind=kind)
+    else:
+        server = start_bridgehost(work, srv_cpus)
     out = ServerRun(kind)
     spy = None
     try:
@@ -338,11 +343,53 @@ def run_server(
     return out
 
 
+def prescan_cost(runs: dict[str, ServerRun]) -> str:
+    """What the wire pre-scan (§10) costs per published message, measured here on the
+    publisher's own `msg` frame, against the server's CPU per message at S=200."""
+    import cbor2
+
+    from bridgehost.scalar import wire
+
+    body = cbor2.dumps(
+        {"t": "msg", "rid": 123456, "topic": f"#fanout-200@{DOMAIN}", "body": loadgen.body_t(1)}
+    )
+
+    def best_us(f: Any, n: int = 2000) -> float:
+        best = float("inf")
+        for _ in range(15):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f(body)
+            best = min(best, (time.perf_counter() - t0) / n * 1e6)
+        return best
+
+    scan, loads = best_us(wire.scan), best_us(cbor2.loads)
+    line = (
+        f"wire pre-scan of one {len(body)}-byte msg frame: {scan:.1f} us "
+        f"(cbor2.loads of it: {loads:.1f} us)"
+    )
+    bh = runs.get("bridgehost")
+    at200 = [r for r in bh.sizes if r.size == 200] if bh else []
+    if at200 and not math.isnan(at200[0].cpu_ms_per_1000):
+        per_msg_us = at200[0].cpu_ms_per_1000 * 200  # 200 deliveries per message
+        line += (
+            f"; the server spent {per_msg_us:.0f} us of CPU per message at S=200 full speed, "
+            f"so the pre-scan is {scan / per_msg_us * 100:.1f} % of it"
+        )
+    return line
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller run, about 30 s")
     p.add_argument("--sizes", help="subscriber counts, comma-separated (default 50,200,1000)")
     p.add_argument("--servers", default="bridgehost,floor")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="also run the bridgehost of this source tree (e.g. a worktree of an older "
+        "commit) as the server 'baseline', for a before/after ratio in the same run",
+    )
     p.add_argument("--deliveries", type=int, help="deliveries per full-speed run (M = this / S)")
     p.add_argument("--rate", type=float, default=200.0, help="paced publish rate, msg/s")
     p.add_argument("--seconds", type=float, help="duration of the paced run")
@@ -358,6 +405,8 @@ def main() -> int:
     )
     p.add_argument("--dump", type=Path, help="write raw latency samples (.npz) to this dir")
     args = p.parse_args()
+    if args.baseline and "baseline" not in args.servers.split(","):
+        args.servers += ",baseline"
     args.sizes = [
         int(x) for x in (args.sizes or ("50,200" if args.quick else "50,200,1000")).split(",")
     ]
@@ -395,6 +444,8 @@ def main() -> int:
         f"{args.procs} subscriber processes + 1 publisher; pinned: {pinned}"
     )
     print("\n".join(lines))
+    print()
+    print(prescan_cost(runs))
     print(f"\n(total {time.monotonic() - started:.0f} s)")
     if args.json:
         args.json.write_text(

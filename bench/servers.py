@@ -84,11 +84,18 @@ def pinned(cpus: frozenset[int] | None, argv: list[str]) -> list[str]:
 
 
 def launch_bridgehost(
-    work: Path, server_yaml: str, rest_yaml: str = "", cpus: frozenset[int] | None = None
+    work: Path,
+    server_yaml: str,
+    rest_yaml: str = "",
+    cpus: frozenset[int] | None = None,
+    tree: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], int, str, Path]:
     """Write a config (extra `server:` keys, then any other sections), create the
-    publisher's token, start `bridgehost run` and wait until it listens.
+    publisher's token, start `bridgehost run` and wait until it listens. `tree` runs
+    the bridgehost of another source tree (e.g. a worktree of an older commit).
     Returns the process, its port, the publisher's token and the log path."""
+    root = tree or ROOT
+    env = {**os.environ, "PYTHONPATH": str(root)}
     port = free_port()
     config = work / "bridgehost.yaml"
     config.write_text(
@@ -101,7 +108,8 @@ def launch_bridgehost(
     cli = [sys.executable, "-m", "bridgehost"]
     token = subprocess.run(
         [*cli, "token", "create", PUBLISHER, "-c", str(config), "-q"],
-        cwd=ROOT,
+        cwd=root,
+        env=env,
         check=True,
         capture_output=True,
         text=True,
@@ -109,7 +117,8 @@ def launch_bridgehost(
     log = work / "bridgehost.log"
     proc = subprocess.Popen(
         pinned(cpus, [*cli, "run", "-c", str(config), "-q"]),
-        cwd=ROOT,
+        cwd=root,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
     )
@@ -117,16 +126,19 @@ def launch_bridgehost(
     return proc, port, token, log
 
 
-def start_bridgehost(work: Path, cpus: frozenset[int] | None) -> Server:
+def start_bridgehost(
+    work: Path, cpus: frozenset[int] | None, tree: Path | None = None, kind: str = "bridgehost"
+) -> Server:
     proc, port, token, log = launch_bridgehost(
         work,
         "  guests: true\n"
         "  history: {keep: 10000}\n"
         "  limits: {connections: 20000, send_buffer: 67108864}\n",
         cpus=cpus,
+        tree=tree,
     )
     ident = {"t": "ident", "v": 1, "id": PUBLISHER, "auth": {"method": "token", "secret": token}}
-    return Server("bridgehost", proc, port, ident, log)
+    return Server(kind, proc, port, ident, log)
 
 
 def start_floor(work: Path, cpus: frozenset[int] | None) -> Server:

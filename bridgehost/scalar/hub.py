@@ -219,19 +219,16 @@ class Hub:
         Call right after `prepare`, with no await in between: the seq is the topic's.
         """
         topic = prepared.topic
-        topic.assigned += 1
         event = StoredEvent(
             topic.name,
-            topic.assigned,
+            topic.assigned + 1,
             prepared.time,
             prepared.event.stored,
             prepared.sender,
             prepared.nonce,
             prepared.title,
         )
-        pub = None
-        if prepared.nonce is not None:
-            pub = self._remember(prepared.sender, prepared.nonce, topic, prepared.event)
+        pub: Publication | None = None
 
         def settle(committed: bool) -> None:
             if committed:
@@ -244,6 +241,9 @@ class Hub:
                 self._settle(prepared.sender, prepared.nonce or "", pub, committed)
 
         self.commits.add(Pending(event, settle))
+        topic.assigned = event.seq
+        if prepared.nonce is not None:
+            pub = self._remember(prepared.sender, prepared.nonce, topic, prepared.event)
 
     def _deliver(self, source: Peer, prepared: Prepared, seq: int) -> None:
         """A committed event: it is now the topic's last, and goes to every subscriber."""

@@ -103,8 +103,10 @@ class GroupCommit:
         self._added = 0
         self._settled = 0
         self._wake = asyncio.Event()
-        self._progress = asyncio.Condition()
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        """flush() and room() callers: a condition each, checked after every batch."""
         self._writer: asyncio.Task[None] | None = None
+        self._stopped = False
         self.batches = 0
         self.failed = 0
         """Events settled as failed."""
@@ -138,55 +140,86 @@ class GroupCommit:
 
     def add(self, item: Pending) -> None:
         """Queue one event for the next batch (callers wait for `room()` first)."""
-        if self._writer is None:
-            raise RuntimeError("GroupCommit.add before start()")
+        if self._writer is None or self._stopped:
+            raise RuntimeError("GroupCommit.add while not running")
         self._queue.append(item)
         self._added += 1
         self._wake.set()
 
     async def room(self) -> None:
         """Back-pressure: wait while the backlog is full."""
-        if self.full:
-            async with self._progress:
-                await self._progress.wait_for(lambda: not self.full)
+        await self._wait_for(lambda: not self.full)
 
     async def flush(self) -> None:
         """Wait until every event added before this call is settled (committed or failed)."""
         target = self._added
-        if self._settled >= target:
+        await self._wait_for(lambda: self._settled >= target)
+
+    async def _wait_for(self, ready: Callable[[], bool]) -> None:
+        if self._stopped or ready():
             return
-        async with self._progress:
-            await self._progress.wait_for(lambda: self._settled >= target)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((ready, waiter))
+        await waiter
+
+    def _progress(self) -> None:
+        """Wake the waiters whose condition now holds (all of them once stopped)."""
+        waiting, self._waiters = self._waiters, []
+        for ready, waiter in waiting:
+            if waiter.done():
+                continue
+            if self._stopped or ready():
+                waiter.set_result(None)
+            else:
+                self._waiters.append((ready, waiter))
 
     # --- the writer -------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            # Let this loop iteration's output flush run before the commit starts: the
-            # aiosqlite thread would otherwise compete for the GIL with the writes to
-            # subscribers (up to a 5 ms switch interval of added latency).
-            await asyncio.sleep(0)
-            self._wake.clear()
-            batch, self._queue = self._queue, []
-            if not batch:
-                continue
-            self._inflight = len(batch)
-            try:
-                await self.journal.commit([p.event for p in batch])
-            except Exception:
-                log.exception("history commit failed: %d event(s) answered internal", len(batch))
-                settled = self._fail(batch)
-            else:
-                self.batches += 1
-                settled = len(batch)
-                for p in batch:
-                    _settle(p, True)
-            finally:
-                self._inflight = 0
-            self._settled += settled
-            async with self._progress:
-                self._progress.notify_all()
+        try:
+            while True:
+                await self._wake.wait()
+                # Let this loop iteration's output flush run before the commit starts: the
+                # aiosqlite thread would otherwise compete for the GIL with the writes to
+                # subscribers (up to a 5 ms switch interval of added latency).
+                await asyncio.sleep(0)
+                self._wake.clear()
+                batch, self._queue = self._queue, []
+                if batch:
+                    await self._commit(batch)
+        finally:
+            # Stopped (closed, or the writer died): nothing queued will be written now.
+            self._stopped = True
+            left, self._queue = self._queue, []
+            self.failed += len(left)
+            for p in left:
+                _settle(p, False)
+            self._settled += len(left)
+            self._progress()
+
+    async def _commit(self, batch: list[Pending]) -> None:
+        self._inflight = len(batch)
+        try:
+            await self.journal.commit([p.event for p in batch])
+        except Exception:
+            log.exception("history commit failed: %d event(s) answered internal", len(batch))
+            settled = self._fail(batch)
+        except BaseException:  # cancelled mid-commit: whatever happened, nobody is told
+            self._inflight = 0
+            self.failed += len(batch)
+            for p in batch:
+                _settle(p, False)
+            self._settled += len(batch)
+            raise
+        else:
+            self.batches += 1
+            settled = len(batch)
+            for p in batch:
+                _settle(p, True)
+        finally:
+            self._inflight = 0
+        self._settled += settled
+        self._progress()
 
     def _fail(self, batch: list[Pending]) -> int:
         """Fail a batch and every queued event of its topics (their seqs follow the

@@ -174,3 +174,19 @@ async def test_after_a_failed_commit_the_hub_gives_its_seqs_out_again() -> None:
     await hub.flush()
     assert acks == [None, 1] and [f["body"] for f in bob.frames] == ["kept"]
     await hub.close()
+
+
+async def test_a_writer_that_stops_mid_commit_fails_what_it_held_and_wakes_everyone() -> None:
+    journal = FaultyJournal(MemoryJournal())
+    commits, log = await started(journal), Log()
+    journal.hold()
+    commits.add(log.pending("#a", 1))
+    await asyncio.wait_for(journal.held.wait(), 1)
+    commits.add(log.pending("#a", 2))
+    flushing = asyncio.ensure_future(commits.flush())
+    assert commits._writer is not None
+    commits._writer.cancel()  # as when the process is being torn down
+    await asyncio.wait_for(flushing, 1)
+    assert log.settled == [("#a", 1, False), ("#a", 2, False)]
+    with pytest.raises(RuntimeError):
+        commits.add(log.pending("#a", 3))
