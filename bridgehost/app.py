@@ -25,6 +25,7 @@ from .adapters.spec import adapter_spec
 from .adapters.state import LinkState
 from .config import Account, Config
 from .plugins.host import PluginHost, migrate_in
+from .plugins.supervisor import PluginState
 from .runtime import TaskSet, supervise
 from .scalar import client as scalar_client
 from .scalar.client import Client
@@ -113,10 +114,14 @@ class App:
             links=self.link_statuses,
             status=self.status,
             media_sources=self.media_sources,
+            plugins=self.plugin_states,
             public=self.public,
         )
         self.web = WebServer(ctx)
         await self.web.start()
+
+    def plugin_states(self) -> Sequence[PluginState]:
+        return self.plugins.states() if self.plugins is not None else []
 
     def media_sources(self) -> Sequence[Any]:
         return [a for a in self.adapters if hasattr(a, "media_credentials")]

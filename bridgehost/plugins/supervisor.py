@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -30,6 +31,9 @@ from .process import Launch, PluginProcess, describe_exit
 from .report import LinkMirror
 
 log = logging.getLogger(__name__)
+
+STDERR_DRAIN = 1.0
+"""Seconds to read what is left in a plugin's stderr after it exited."""
 
 Kind = Literal["adapter", "exec", "bot"]
 """`process: true` adapter, `type: exec` account, or a bot given by `command:`."""
@@ -202,20 +206,16 @@ class PluginSupervisor:
         self.log.info("started (pid %d)%s", process.pid, self._restart_note())
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(process.pump_stderr(), name=f"plugin-{spec.name}-stderr")
+                stderr = tasks.create_task(process.pump_stderr(), name=f"plugin-{spec.name}-log")
                 cut_off = tasks.create_task(conn.ended.wait(), name=f"plugin-{spec.name}-session")
                 exited = tasks.create_task(process.wait(), name=f"plugin-{spec.name}-wait")
                 await asyncio.wait((cut_off, exited), return_when=asyncio.FIRST_COMPLETED)
-                reason = None
-                if not exited.done() and self._stopping:
-                    await exited  # shutdown() is stopping it: bye, SIGTERM, SIGKILL
-                elif not exited.done():
-                    reason = conn.end_reason()
-                    self.log.error("session ended while running: %s; stopping it", reason)
-                    # It has had its bye (or its stdin closed): a grace to leave by itself.
-                    await process.stop(spec.options.grace, bye=lambda: None)
+                reason = await self._cut_off(process, conn, exited)
                 cut_off.cancel()
                 code = await exited
+                process.signal_group(signal.SIGKILL)  # whatever it left behind
+                await asyncio.wait({stderr}, timeout=STDERR_DRAIN)
+                stderr.cancel()
         finally:
             self.running.clear()
             if process.returncode is None:
@@ -229,6 +229,29 @@ class PluginSupervisor:
         if process.last_line and code != 0:
             self.log.warning("%s; its last words: %s", why, process.last_line)
         raise self._exited(why)
+
+    async def _cut_off(
+        self, process: PluginProcess, conn: PluginConnection, exited: asyncio.Task[int]
+    ) -> str | None:
+        """The session ended or the program exited: see it exit; why, if not by itself."""
+        grace = self.spec.options.grace
+        if exited.done() or self._stopping:
+            await exited  # shutdown() stops it: bye, SIGTERM, SIGKILL
+            return None
+        if conn.session.bye_reason is None:
+            # It closed its stdout: it is exiting, most likely. Give it its grace.
+            done, _ = await asyncio.wait({exited}, timeout=grace)
+            if done:
+                return None
+            reason = "it closed its stdout but kept running"
+            self.log.error("%s; stopping it", reason)
+            await process.stop(grace)
+            return reason
+        reason = conn.end_reason()
+        self.log.error("session ended while running: %s; stopping it", reason)
+        # It has had its bye (and its stdin is closed): a grace to leave by itself.
+        await process.stop(grace, bye=lambda: None)
+        return reason
 
     def _restart_note(self) -> str:
         n = self.state.restarts

@@ -37,10 +37,31 @@ class WebContext:
     status: Callable[[], dict[str, Any]]
     """The JSON `bridgehost status` prints."""
     media_sources: Callable[[], Sequence[MediaSource]]
+    plugins: Callable[[], Sequence[PluginView]]
+    """Every plugin process (bridgehost.plugins), live."""
     public: PublicLinks | None
     """Signs and checks public links; None without `http.public_url`."""
     registry: CollectorRegistry
     """This app's metrics (never the process-global registry)."""
+
+
+class PluginView(Protocol):
+    """One plugin process as its supervisor keeps it (bridgehost.plugins.supervisor)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def state(self) -> str:
+        """starting, running, restarting, failed (left stopped) or stopped."""
+
+    @property
+    def restarts(self) -> int: ...
+    @property
+    def failing_since(self) -> float | None: ...
+    @property
+    def last_error(self) -> str | None: ...
 
 
 CONTEXT = web.AppKey("bridgehost", WebContext)

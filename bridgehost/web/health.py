@@ -4,6 +4,9 @@ Healthy means: the store answers, every Scalar listener is serving, and no
 link has been failing for longer than `http.unhealthy_after`. A link that
 fails for a moment (a reconnect) does not flip the answer; one that stays
 down does, with the reason, and it flips back once the link is up again.
+Plugin processes count the same way (restarting for too long), and one left
+stopped after crashing again and again is unhealthy at once: it will not
+come back by itself.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ def problems(ctx: WebContext, now: float) -> list[str]:
             f"link {link.account}/{link.target} <-> {link.channel} {link.state}"
             f" for {now - since:.0f} s{why}"
         )
+    for plugin in ctx.plugins():
+        since = plugin.failing_since
+        stopped = plugin.state == "failed"
+        if since is None or (not stopped and now - since < ctx.http.unhealthy_after):
+            continue
+        what = "left stopped" if stopped else f"{plugin.state} for {now - since:.0f} s"
+        why = f": {plugin.last_error}" if plugin.last_error else ""
+        found.append(f"{plugin.kind} {plugin.name} {what}{why}")
     return found
 
 

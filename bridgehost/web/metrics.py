@@ -24,6 +24,7 @@ from ..adapters.state import STATES, LinkState
 from ..runtime import Histogram, HistogramSnapshot
 from .context import CONTEXT, WebContext
 
+PLUGIN_STATES = ("starting", "running", "restarting", "failed", "stopped")
 LINK_LABELS = ("account", "target", "channel", "direction")
 
 
@@ -70,6 +71,7 @@ class BridgehostCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._server()
         yield from self._links(list(self.ctx.links()))
+        yield from self._plugins()
 
     def _server(self) -> Iterator[Metric]:
         server = self.ctx.server
@@ -166,6 +168,31 @@ class BridgehostCollector(Collector):
             _add(latency_out, values, link.latency_out)
         yield from (state, failing, queued, dropped, relayed_in, relayed_out, last_error)
         yield from (latency_in, latency_out)
+
+    def _plugins(self) -> Iterator[Metric]:
+        labels = ["plugin", "kind"]
+        state = GaugeMetricFamily(
+            "bridgehost_plugin_state",
+            "1 for the state each plugin process is in (failed: left stopped after crashing)",
+            labels=[*labels, "state"],
+        )
+        restarts = CounterMetricFamily(
+            "bridgehost_plugin_restarts", "Times a plugin process was started again", labels=labels
+        )
+        failing = GaugeMetricFamily(
+            "bridgehost_plugin_failing_seconds",
+            "How long a plugin process has not been running (0 while it runs)",
+            labels=labels,
+        )
+        now = self._now()
+        for plugin in self.ctx.plugins():
+            values = [plugin.name, plugin.kind]
+            for name in PLUGIN_STATES:
+                state.add_metric([*values, name], 1 if plugin.state == name else 0)
+            restarts.add_metric(values, plugin.restarts)
+            since = plugin.failing_since
+            failing.add_metric(values, max(0.0, now - since) if since is not None else 0.0)
+        yield from (state, restarts, failing)
 
     def _now(self) -> float:
         return self.ctx.clock.now_ms() / 1000

@@ -22,7 +22,7 @@ from ..config import Config
 from ..scalar.server import ScalarServer
 from ..scalar.store import Store
 from .config import HttpConfig
-from .context import CONTEXT, MediaSource, WebContext
+from .context import CONTEXT, MediaSource, PluginView, WebContext
 from .links import PublicLinks
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ def web_context(
     links: Callable[[], Sequence[LinkState]],
     status: Callable[[], dict[str, Any]],
     media_sources: Callable[[], Sequence[MediaSource]] = list,
+    plugins: Callable[[], Sequence[PluginView]] = list,
     public: PublicLinks | None = None,
 ) -> WebContext:
     """The context of one app's HTTP side, with a metrics registry of its own."""
@@ -90,6 +91,7 @@ def web_context(
         links=links,
         status=status,
         media_sources=media_sources,
+        plugins=plugins,
         public=public,
         registry=CollectorRegistry(auto_describe=False),
     )

@@ -3,6 +3,7 @@ readers, memory limits, shutdown in order, nothing left running."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from bridgehost.testing import running
+from tests.web.helpers import get, web_app
+from tests.web.test_metrics import key, samples
 
 from .helpers import FAST_RESTART, alive, exec_account, script, supervisor, wait_until
 
@@ -26,6 +29,7 @@ while True:
 
 
 def one(command: list[str], **extra: object) -> dict[str, object]:
+    extra.pop("links", None)
     return {"accounts": {"p": exec_account(command, id="!exec-p@test.example", **extra)}}
 
 
@@ -60,18 +64,27 @@ async def test_plugin_crashing_on_start_is_stopped_and_reported(
     crash = 'sys.stderr.write("ERROR no config for me\\n"); sys.exit(3)'
     command = script(tmp_path, "crash", crash)
     restart = {**FAST_RESTART, "burst": 3, "interval": 60}
-    async with running(tmp_path, one(command, restart=restart)) as srv:
+    config = one(command, restart=restart, links=None)
+    async with web_app(tmp_path, config) as (srv, url):
         sup = supervisor(srv, "p")
         await wait_until(lambda: sup.state.state == "failed", 10, "left stopped")
         assert sup.state.starts == 3
-        time.sleep(0.5)  # noqa: ASYNC251 - nothing may restart it meanwhile
-        await wait_until(lambda: True)
+        await asyncio.sleep(0.5)  # nothing restarts it meanwhile
         assert sup.state.starts == 3 and sup.state.pid is None
         [plugin] = srv.app.status()["plugins"]
         assert plugin["state"] == "failed"
         assert plugin["last_exit"] == "exited with code 3"
         assert "3 exits within 60 s: left stopped" in plugin["last_error"]
         assert plugin["failing_since"] is not None
+        code, body, _ = await get(url + "/healthz")
+        assert code == 503
+        assert "exec p left stopped: exited with code 3; 3 exits within 60 s" in body
+        metrics = samples((await get(url + "/metrics"))[1])
+        labels = {"plugin": "p", "kind": "exec"}
+        assert metrics[key("bridgehost_plugin_state", labels, state="failed")] == 1
+        assert metrics[key("bridgehost_plugin_state", labels, state="running")] == 0
+        assert metrics[key("bridgehost_plugin_restarts_total", labels)] == 2
+        assert metrics[key("bridgehost_plugin_failing_seconds", labels)] > 0
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(r.getMessage() == "no config for me" for r in errors), "stderr level kept"
     assert any("left stopped" in r.getMessage() for r in errors)
