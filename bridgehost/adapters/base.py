@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Protocol
 
 from ..config import Account, Bridge, Config, Link
 from ..runtime import SYSTEM_CLOCK, Backoff, Clock
-from ..scalar.client import Client
+from ..scalar.client import Client, new_nonce
 from ..scalar.errors import ConnectionClosed, RateLimited, ScalarError
 from ..scalar.events import Event
 from ..scalar.store import KeyValue
@@ -120,9 +121,13 @@ async def publish_retrying(
 class OutQueue:
     """Bounded FIFO of events waiting for one link; peek, send, then pop."""
 
-    def __init__(self, status: LinkState, maxlen: int) -> None:
+    def __init__(
+        self, status: LinkState, maxlen: int, on_done: Callable[[], None] | None = None
+    ) -> None:
         self.status = status
         self.maxlen = maxlen
+        self.on_done = on_done
+        """Called when the head event is done with (the link's position moved)."""
         self._items: collections.deque[Event] = collections.deque()
         self._ready = asyncio.Event()
         self.delivered = 0
@@ -156,6 +161,8 @@ class OutQueue:
         event = self._items.popleft()
         self.delivered = max(self.delivered, event.seq)
         self.status.queued = len(self._items)
+        if self.on_done is not None:
+            self.on_done()
 
     def sent(self) -> None:
         """The head event went out: pop it and count it (with its latency)."""
@@ -186,10 +193,13 @@ class ScalarSide:
         self.client: Client | None = None
         self.links: dict[str, BridgedLink] = {}
         """By origin (see `origin_of`)."""
+        self._moved = asyncio.Event()
+        """A link's position moved: save it now, so a crash right after a send does
+        not send it again (a child process killed mid-stream resumes where it was)."""
         for bridge, link in ctx.links:
             st = LinkState(ctx.account.name, link.target, bridge.channel, link.direction)
             self.links[origin_of(ctx.account, link.target)] = BridgedLink(
-                bridge, link, st, OutQueue(st, queue_size)
+                bridge, link, st, OutQueue(st, queue_size, self._moved.set)
             )
         self.clock: Clock = SYSTEM_CLOCK
         self._last_seq: dict[str, int] = {}
@@ -217,7 +227,7 @@ class ScalarSide:
         """
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._save_positions_every(1.0))
+                tasks.create_task(self._save_positions_when_moved(1.0))
                 await self._hold_session()
         finally:
             await self._save_positions()
@@ -292,9 +302,13 @@ class ScalarSide:
                 await self.ctx.kv.set(_POSITION + origin, str(position).encode())
                 self._saved[origin] = position
 
-    async def _save_positions_every(self, seconds: float) -> None:
+    async def _save_positions_when_moved(self, seconds: float) -> None:
+        """Save as soon as a link sent something (one write at a time: what moves
+        meanwhile goes in the next), and every `seconds` for what moved silently."""
         while True:
-            await asyncio.sleep(seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._moved.wait(), seconds)
+            self._moved.clear()
             await self._save_positions()
 
     def _route(self, event: Event, *, own: bool = False) -> None:
@@ -325,12 +339,15 @@ class ScalarSide:
         ctype: str | None = None,
         reply_to: bytes | None = None,
         received: float | None = None,
+        nonce: str | None = None,
     ) -> Event | None:
         """Relay one remote message into the bridged channel (waits for the hub).
 
         `received` is when it arrived from the remote side (the clock's
-        `monotonic()`; default now), for the link's inbound latency. Returns
-        the stored event, or None when it could not be published (logged).
+        `monotonic()`; default now), for the link's inbound latency. `nonce`
+        names the message for the hub (§10): the same remote message relayed
+        twice (a replay after a restart) is published once. Returns the stored
+        event, or None when it could not be published (logged).
         """
         entry = self.links[self.origin(link)]
         bridge, st = entry.bridge, entry.status
@@ -340,6 +357,7 @@ class ScalarSide:
             return None
         nick = nick[:64] or "?"
         origin = self.origin(link)
+        nonce = nonce or new_nonce()  # the same on every try: published once (§10)
 
         def send(client: Client) -> Awaitable[Event]:
             return client.publish(
@@ -350,6 +368,7 @@ class ScalarSide:
                 reply_to=reply_to,
                 nick=nick,
                 origin=origin,
+                nonce=nonce,
             )
 
         try:
