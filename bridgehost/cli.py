@@ -20,7 +20,6 @@ from typing import Any
 
 from . import __version__
 from .adapters.transcript import Transcript, escape_controls
-from .app import STATUS_FILE, App
 from .config import Config, ConfigError, find_config
 from .scalar import ids
 from .scalar.auth import Authenticator, UserToken
@@ -28,6 +27,7 @@ from .scalar.client import Client, connect
 from .scalar.errors import ScalarError
 from .scalar.events import Event
 from .scalar.store import Store, ensure_private_dir
+from .web.status import STATUS_FILE
 
 log = logging.getLogger("bridgehost")
 
@@ -62,6 +62,8 @@ def _run_loop(coro: Any) -> Any:
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    from .app import App  # not imported by commands that do not run the server
+
     app = App(config)
     try:
         _run_loop(app.run())

@@ -203,6 +203,9 @@ class ScalarSide:
             )
         self.clock: Clock = SYSTEM_CLOCK
         self._last_seq: dict[str, int] = {}
+        """Per channel, the seq of the last delivery routed (the replay check)."""
+        self._own_seqs: dict[str, set[int]] = {}
+        """Per channel, seqs of our own events routed but not yet passed by a delivery."""
         self._saved: dict[str, int] = {}
         self._connected = asyncio.Event()
 
@@ -315,18 +318,36 @@ class ScalarSide:
         """Queue an event for every outbound link of its channel but the one it came from.
 
         `own` marks the echo of our own publish, which the hub does not send
-        back as a delivery but other links of this adapter still need; it can
-        arrive after later deliveries, so it skips the replay check.
+        back as a delivery but other links of this adapter still need. Echoes
+        and deliveries reach us by different paths (a reply and the event
+        stream), so an echo may come before a delivery with a lower seq: the
+        replay check (`_last_seq`) follows deliveries only, and our own seqs
+        are remembered apart so that a catch-up after a lost session does not
+        relay them twice.
         """
         if event.seq == 0:
             return
-        last = self._last_seq.get(event.topic, 0)
-        if event.seq <= last and not own:
+        topic, seq = event.topic, event.seq
+        last = self._last_seq.get(topic, 0)
+        if seq <= last:
+            return  # routed already (a catch-up overlapping deliveries)
+        mine = self._own_seqs.setdefault(topic, set())
+        if own:
+            mine.add(seq)
+        elif seq in mine:
+            mine.discard(seq)  # our own event again, in a catch-up: routed when published
+            self._last_seq[topic] = seq
             return
-        self._last_seq[event.topic] = max(last, event.seq)
+        else:
+            self._last_seq[topic] = seq
+        last = self._last_seq.get(topic, 0)
+        while last + 1 in mine:  # nothing of others can come between: move on
+            last += 1
+        self._last_seq[topic] = last
+        mine.difference_update([s for s in mine if s <= last])
         for origin, entry in self.links.items():
             link = entry.link
-            if entry.bridge.channel == event.topic and link.outbound and _relays(origin, event):
+            if entry.bridge.channel == topic and link.outbound and _relays(origin, event):
                 entry.queue.put(event)
 
     async def publish(

@@ -32,6 +32,10 @@ from .report import LinkMirror
 
 log = logging.getLogger(__name__)
 
+HEALTHY_AFTER = 2.0
+"""Seconds a plugin must have run for its next restart to come quickly."""
+QUICK_RESTART = 0.1
+"""Seconds (at most) before restarting a plugin that had been running fine."""
 STDERR_DRAIN = 1.0
 """Seconds to read what is left in a plugin's stderr after it exited."""
 
@@ -121,11 +125,13 @@ class PluginSupervisor:
             spec.name, spec.kind, spec.ident, " ".join(spec.launch.command), since=self._now()
         )
         restart = spec.options.restart
+        # A run of a few seconds was a run: the first restart after it comes at once
+        # (a killed adapter is back quickly); crash loops are `restart.burst`'s job.
         self.backoff = Backoff(
             restart.initial,
             restart.cap,
-            healthy_after=max(restart.initial, min(10.0, restart.interval / 6)),
-            quick=min(0.25, restart.initial),
+            healthy_after=min(HEALTHY_AFTER, restart.interval / 6),
+            quick=min(QUICK_RESTART, restart.initial),
         )
         self._exits: collections.deque[float] = collections.deque()
         self._extensions: dict[str, Extension] = dict(extensions or {})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -55,7 +56,11 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, want)
 
 
-_DUMMY_HASH = hash_password("not a password", salt=b"0123456789abcdef")
+@functools.cache
+def _dummy_hash() -> str:
+    """What an unknown user's password is checked against (same cost); made on first
+    use, not at import (every `bridgehost` command imports this module)."""
+    return hash_password("not a password", salt=b"0123456789abcdef")
 
 
 def new_token() -> str:
@@ -188,8 +193,9 @@ class Authenticator:
             raise AuthFailed("authentication failed")
         if method == "password":
             row = await self.store.credential(ident)
-            stored = row[1] if row is not None and row[0] == "password" else _DUMMY_HASH
+            dummy = _dummy_hash()
+            stored = row[1] if row is not None and row[0] == "password" else dummy
             ok = await asyncio.to_thread(verify_password, secret, stored)
-            if ok and stored is not _DUMMY_HASH:
+            if ok and stored is not dummy:
                 return
         raise AuthFailed("authentication failed")
