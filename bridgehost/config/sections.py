@@ -42,10 +42,10 @@ def server_section(r: Reader) -> ServerConfig:
         burst=lr.integer("burst", d.burst, lo=1),
         subs=lr.integer("subs", d.subs, lo=1),
         connections=lr.integer("connections", d.connections, lo=1),
-        channels=lr.integer("channels", d.channels, lo=1),
         connections_per_address=lr.integer(
             "connections_per_address", d.connections_per_address, lo=1
         ),
+        channels=lr.integer("channels", d.channels, lo=1),
         send_buffer=lr.integer("send_buffer", d.send_buffer, lo=16384),
         auth_failures=lr.integer("auth_failures", d.auth_failures, lo=1),
     )

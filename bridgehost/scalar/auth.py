@@ -176,6 +176,10 @@ class Authenticator:
         await self.store.kv_delete(USER_TOKENS, full)
         return UserToken(full[:12], record["user"], record["label"], record["created"])
 
+    async def knows(self, ident: str) -> bool:
+        """Whether `ident` (normalised) has credentials here: a user or a reserved ID."""
+        return ident in self._ephemeral or await self.store.credential(ident) is not None
+
     async def verify(self, ident: str, method: str | None, secret: str | None) -> None:
         """Raise AuthFailed unless `secret` proves `ident` (already normalised)."""
         if method is None or secret is None:

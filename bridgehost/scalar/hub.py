@@ -101,6 +101,8 @@ class Hub:
 
     async def load(self) -> None:
         for name, (seq, title) in (await self.store.load_topics()).items():
+            if not seq and title is None:
+                continue  # an empty channel an older version kept for a mere `sub`
             topic = self._topic(name)
             topic.seq = topic.assigned = seq
             topic.title = title
@@ -142,11 +144,37 @@ class Hub:
     def _topic(self, name: str) -> Topic:
         topic = self.topics.get(name)
         if topic is None:
-            topic = Topic(name, ids.parse(name).kind)
-            self.topics[name] = topic
-            if topic.kind is Kind.CHANNEL:
-                bisect.insort(self._channels, name)
+            topic = self._adopt(Topic(name, ids.parse(name).kind))
         return topic
+
+    def _adopt(self, topic: Topic) -> Topic:
+        """Keep a new topic in memory (and in the channel listing)."""
+        self.topics[topic.name] = topic
+        if topic.kind is Kind.CHANNEL:
+            bisect.insort(self._channels, topic.name)
+        return topic
+
+    def has_topic(self, name: str) -> bool:
+        """Whether the topic is in memory (subscribing to one that is not makes it)."""
+        return name in self.topics
+
+    @property
+    def channel_count(self) -> int:
+        """Channels kept in memory: with events, configured, or subscribed to now."""
+        return len(self._channels)
+
+    def _release(self, topic: Topic) -> None:
+        """Forget a topic nobody needs: no subscriber, no event, no title (§10: a channel
+        exists from its first event; a `sub` alone is remembered while it lasts)."""
+        if topic.subs or topic.assigned or topic.title is not None:
+            return
+        if self.topics.get(topic.name) is not topic:
+            return
+        del self.topics[topic.name]
+        if topic.kind is Kind.CHANNEL:
+            i = bisect.bisect_left(self._channels, topic.name)
+            if i < len(self._channels) and self._channels[i] == topic.name:
+                del self._channels[i]
 
     # --- subscriptions --------------------------------------------------------
 
@@ -175,6 +203,7 @@ class Hub:
         topic = self.topics.get(name)
         if topic is not None:
             topic.subs.pop(peer, None)
+            self._release(topic)
 
     def is_subscribed(self, peer: Peer, name: str) -> bool:
         topic = self.topics.get(name)
@@ -183,8 +212,9 @@ class Hub:
     # --- publishing -------------------------------------------------------------
 
     def prepare(self, sender: str, msg: Msg, rid: int | None) -> Prepared:
-        """Build the event with the topic's next seq, without consuming it."""
-        topic = self._topic(msg.topic)
+        """Build the event with the topic's next seq, without consuming it (nor keeping a
+        new topic: `publish` does, so a refused request leaves nothing behind)."""
+        topic = self.topics.get(msg.topic) or Topic(msg.topic, ids.parse(msg.topic).kind)
         now = self.clock.now_ms()
         core = Event.core_map(
             topic=topic.name,
@@ -236,11 +266,14 @@ class Hub:
                 ack(prepared.event)
             else:
                 topic.assigned = topic.seq  # later events of the topic failed with it
+                self._release(topic)  # a new topic whose first event failed is not kept
                 ack(None)
             if pub is not None:
                 self._settle(prepared.sender, prepared.nonce or "", pub, committed)
 
         self.commits.add(Pending(event, settle))
+        if self.topics.get(topic.name) is not topic:
+            self._adopt(topic)  # a new topic is kept from its first queued event
         topic.assigned = event.seq
         if prepared.nonce is not None:
             pub = self._remember(prepared.sender, prepared.nonce, topic, prepared.event)

@@ -53,6 +53,13 @@ class _Out(asyncio.BaseProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.pair.lost(exc)
 
+    def pause_writing(self) -> None:
+        self.pair.protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        """The plugin read its stdin: the session may read again (flow control)."""
+        self.pair.protocol.resume_writing()
+
 
 class PipePair(asyncio.Transport):
     """Reads from one pipe, writes to another, closes both as one."""
@@ -114,6 +121,10 @@ class PipePair(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.writer is not None and not self._lost:
             self.writer.write(data)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if self.writer is not None:
+            self.writer.set_write_buffer_limits(high, low)
 
     def get_write_buffer_size(self) -> int:
         return self.writer.get_write_buffer_size() if self.writer is not None else 0

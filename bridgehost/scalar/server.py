@@ -1,15 +1,19 @@
-"""asyncio listeners (tcp, tls, unix, in-process) over the sans-IO session.
+"""The Scalar/1 server: listeners (tcp, tls, unix), in-process connections,
+plugin pipes, and the sessions on them.
 
-Output is coalesced: `Connection.push` only appends to a list, and one
-callback per loop iteration writes each dirty connection's frames with a
-single `transport.write`. That turns N deliveries to one subscriber in one
-iteration into one syscall, which is where a fan-out server spends its CPU.
+Every connection is a `SessionDriver` (driver.py) over some `Sink`; `attach`
+is the one door in, where `limits.connections` and
+`limits.connections_per_address` are applied to public connections (the
+in-process adapters and bots, and plugins, do not count against them).
+Output is coalesced: `push` only appends to a list, and one callback per loop
+iteration hands each dirty connection's frames to its sink with a single
+write. That turns N deliveries to one subscriber in one iteration into one
+syscall, which is where a fan-out server spends its CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import os
@@ -18,27 +22,23 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 from urllib.parse import urlsplit
 
 from ..runtime import TaskSet
 from . import ids
 from .auth import Authenticator
+from .driver import SessionDriver, Sink
 from .hub import Hub
-from .messages import Bye
+from .logins import AddressLimiter, address_key
 from .pipes import ChildEnds, PipePair
-from .session import AddressLimiter, Extension, Session, Shared
+from .session import Extension, Shared
 from .settings import Clock, ServerSettings, SystemClock
 from .store import Store
-from .wire import FrameDecoder, encode_frame
+from .transports import PluginConnection, StreamProtocol
 
 log = logging.getLogger(__name__)
 
-SLOW_CONSUMER_GRACE = 2.0
-"""Seconds a cut-off slow consumer has to read its backlog and the `bye`."""
-
-_INBOX_HIGH = 256
-"""Decoded frames waiting for the session before we stop reading the socket."""
+__all__ = ["ListenSpec", "PluginConnection", "ScalarServer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,159 +75,6 @@ class ListenSpec:
         return f"{self.scheme}://{host}:{self.port if port is None else port}"
 
 
-class Connection(asyncio.Protocol):
-    def __init__(
-        self,
-        server: ScalarServer,
-        remote: str | None = None,
-        *,
-        preauth: str | None = None,
-        extensions: Mapping[str, Extension] | None = None,
-    ) -> None:
-        self.server = server
-        self.remote = remote or "?"
-        self.transport: asyncio.Transport | None = None
-        self.decoder = FrameDecoder(server.settings.limits.frame)
-        self.session = Session(server.shared, self, preauth=preauth, extensions=extensions)
-        self._inbox: collections.deque[object] = collections.deque()
-        self._wake = asyncio.Event()
-        self._out: list[bytes] = []
-        self._dirty = False
-        self._close_after_flush = False
-        self._paused = False
-        self.lost = False
-
-    # Peer / Conn interface
-    @property
-    def id(self) -> str:
-        return self.session.id
-
-    def push(self, data: bytes) -> None:
-        if self.lost or self._close_after_flush:
-            return
-        self._out.append(data)
-        if not self._dirty:
-            self._dirty = True
-            self.server._mark_dirty(self)
-
-    def close(self) -> None:
-        self._close_after_flush = True
-        if not self._dirty:
-            self._dirty = True
-            self.server._mark_dirty(self)
-
-    def flush(self) -> None:
-        self._dirty = False
-        transport = self.transport
-        if transport is None or self.lost:
-            return
-        if self._out:
-            data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-            self._out.clear()
-            transport.write(data)
-            if transport.get_write_buffer_size() > self.server.settings.limits.send_buffer:
-                self._slow_consumer(transport)
-                return
-        if self._close_after_flush:
-            transport.close()
-
-    def _slow_consumer(self, transport: asyncio.Transport) -> None:
-        log.warning("disconnecting slow consumer %s (%s)", self.id or "-", self.remote)
-        self.server.slow_consumers += 1
-        # Best effort: the bye goes behind the backlog the peer is not reading, and
-        # the peer gets a short grace to read it; nothing more is queued meanwhile.
-        transport.write(encode_frame(Bye(reason="slow-consumer").to_map()))
-        self.session.bye_reason = "slow-consumer"
-        self.session.closed()
-        self._close_after_flush = True
-        self._wake.set()
-        transport.close()
-        loop = asyncio.get_running_loop()
-        loop.call_later(SLOW_CONSUMER_GRACE, transport.abort)
-
-    # asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement the interface without subclassing it.
-        transport = cast(asyncio.Transport, transport)
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        if self.remote == "?" and isinstance(peer, tuple):
-            self.remote = str(peer[0])
-        elif self.remote == "?":
-            self.remote = "unix"
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if not self.server._admit(self):
-            transport.write(encode_frame(Bye(reason="server-full").to_map()))
-            transport.close()
-            self.lost = True
-            return
-        self.server.tasks.spawn(self._run(), name=f"conn-{self.remote}")
-
-    def data_received(self, data: bytes) -> None:
-        if self.session.closing or self.decoder.failed:
-            return
-        self._inbox.extend(self.decoder.feed(data))
-        if len(self._inbox) > _INBOX_HIGH and not self._paused and self.transport is not None:
-            self._paused = True
-            self.transport.pause_reading()
-        self._wake.set()
-
-    def eof_received(self) -> bool | None:
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
-        self._wake.set()
-        self.server._forget(self)
-
-    async def _run(self) -> None:
-        session = self.session
-        try:
-            while not self.lost:
-                while self._inbox and not session.closing:
-                    await session.handle(self._inbox.popleft())  # type: ignore[arg-type]
-                if session.closing:
-                    break
-                if self._paused and self.transport is not None:
-                    self._paused = False
-                    self.transport.resume_reading()
-                self._wake.clear()
-                await self._wake.wait()
-        finally:
-            session.closed()
-            if not self.lost and self.transport is not None:
-                self.close()
-            log.debug("connection from %s ended", self.remote)
-
-
-class PluginConnection(Connection):
-    """A plugin's session on its stdio (§12): knows when it ended, and why."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ended = asyncio.Event()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self.ended.set()
-
-    def end_reason(self) -> str:
-        """Why the session ended, for the log: the server's `bye` and its error, if any."""
-        session = self.session
-        if session.bye_reason is None:
-            return "the plugin closed its stdout (or exited)"
-        error = session.last_error
-        detail = f": {error.code}: {error.text}" if error is not None else ""
-        return f"bridgehost ended it (bye {session.bye_reason}{detail})"
-
-    def abort(self) -> None:
-        if self.transport is not None and not self.lost:
-            self.transport.abort()
-
-
 class ScalarServer:
     """The Scalar/1 server: listeners, sessions, hub. The store is passed in."""
 
@@ -255,11 +102,14 @@ class ScalarServer:
         self.tls = tls
         self.unix_mode = unix_mode
         self.tasks = TaskSet("scalar-server")
-        self.connections: set[Connection] = set()
+        self.connections: set[SessionDriver] = set()
+        """Every connection, public or not."""
+        self.public = 0
+        self._per_address: dict[str, int] = {}
         self.listeners: list[asyncio.Server] = []
         self.urls: list[str] = []
         self.slow_consumers = 0
-        self._dirty: list[Connection] = []
+        self._dirty: list[SessionDriver] = []
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -280,7 +130,8 @@ class ScalarServer:
 
     async def _listen(self, spec: ListenSpec) -> str:
         loop = asyncio.get_running_loop()
-        factory: Callable[[], Connection] = lambda: Connection(self)  # noqa: E731
+        kind = spec.scheme
+        factory: Callable[[], StreamProtocol] = lambda: StreamProtocol(self, kind=kind)  # noqa: E731
         if spec.scheme == "unix":
             path = Path(spec.path)
             if path.is_socket():  # noqa: ASYNC240 - a stale socket from an earlier run
@@ -313,67 +164,121 @@ class ScalarServer:
         if self._sweeper is not None:
             self._sweeper.cancel()
         await self.hub.flush()  # publishers get their echoes before the bye
-        for conn in list(self.connections):
-            conn.session.bye(reason)
+        for driver in list(self.connections):
+            driver.session.bye(reason)
         if self._flush_scheduled:
             self._flush_all()
         await self.tasks.wait(timeout=5)
         await self.tasks.close()
         await self.hub.close()
-        for conn in list(self.connections):
-            if conn.transport is not None:
-                conn.transport.abort()
+        for driver in list(self.connections):
+            driver.sink.abort()
         for srv in self.listeners:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 2)
         self.listeners.clear()
 
-    # --- in-process clients -----------------------------------------------------
+    # --- connections ----------------------------------------------------------------
+
+    def attach(
+        self,
+        sink: Sink,
+        remote: str,
+        kind: str,
+        *,
+        public: bool = True,
+        preauth: str | None = None,
+        extensions: Mapping[str, Extension] | None = None,
+    ) -> SessionDriver | None:
+        """A session for a new connection over `sink`, or None when a public one would
+        pass `limits.connections` or `limits.connections_per_address`. See driver.py
+        for what the transport then does."""
+        if public:
+            limits = self.settings.limits
+            key = address_key(remote)
+            if self.public >= limits.connections:
+                log.warning("refusing %s connection from %s: server full", kind, remote)
+                return None
+            if self._per_address.get(key, 0) >= limits.connections_per_address:
+                log.warning("refusing %s connection from %s: too many from there", kind, remote)
+                return None
+            self.public += 1
+            self._per_address[key] = self._per_address.get(key, 0) + 1
+        driver = SessionDriver(
+            self, sink, remote, kind, public=public, preauth=preauth, extensions=extensions
+        )
+        self.connections.add(driver)
+        self.tasks.spawn(driver.run(), name=f"{kind}-{remote}")
+        return driver
+
+    def forget(self, driver: SessionDriver) -> None:
+        if driver not in self.connections:
+            return
+        self.connections.discard(driver)
+        if driver.public:
+            self.public -= 1
+            key = address_key(driver.remote)
+            left = self._per_address.get(key, 0) - 1
+            if left > 0:
+                self._per_address[key] = left
+            else:
+                self._per_address.pop(key, None)
+
+    def mark_dirty(self, driver: SessionDriver) -> None:
+        self._dirty.append(driver)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._flush_all)
+
+    def _flush_all(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for driver in dirty:
+            driver.flush()
+
+    def by_kind(self) -> dict[str, int]:
+        """Connections per transport kind (tcp, tls, unix, local, websocket, stdio)."""
+        kinds: dict[str, int] = {}
+        for driver in self.connections:
+            kinds[driver.kind] = kinds.get(driver.kind, 0) + 1
+        return kinds
+
+    # --- in-process clients and plugins ---------------------------------------------
 
     async def connect_local(self) -> socket.socket:
         """A connected socket served by this server: how in-process adapters and bots
-        speak the very same protocol as network clients, without a listener."""
+        speak the very same protocol as network clients, without a listener. Such
+        connections do not count against the public connection limits."""
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair()
-        await loop.connect_accepted_socket(lambda: Connection(self, "local"), sock=ours)
+        await loop.connect_accepted_socket(
+            lambda: StreamProtocol(self, kind="local", remote="local", public=False),
+            sock=ours,
+        )
         return theirs
 
     async def connect_plugin(
         self, ident: str, *, extensions: Mapping[str, Extension] | None = None
     ) -> tuple[PluginConnection, ChildEnds]:
-        """§12 inherited stdio: the pipe ends to hand a plugin as its stdin and
-        stdout, served as a session already opened for the reserved ID `ident`.
-        The caller closes its copies of the ends once the plugin has them.
+        """§12 inherited stdio: the pipe ends to hand a plugin as its stdin and stdout,
+        served as a session already opened for the reserved ID `ident`: the plugin's
+        `ident` must name it and needs no secret; any other ident is `auth-failed`.
+        Not a public connection. The caller closes its copies of the ends once the
+        plugin has them; `conn.ended` is set when the session is over.
         """
         ident = ids.normalise(ident)
-        conn = PluginConnection(self, f"plugin {ident}", preauth=ident, extensions=extensions)
-        _, ends = await PipePair.open(conn)
-        return conn, ends
-
-    # --- connection bookkeeping ---------------------------------------------------
-
-    def _admit(self, conn: Connection) -> bool:
-        if len(self.connections) >= self.settings.limits.connections:
-            log.warning("refusing connection from %s: connection limit reached", conn.remote)
-            return False
-        self.connections.add(conn)
-        return True
-
-    def _forget(self, conn: Connection) -> None:
-        self.connections.discard(conn)
-
-    def _mark_dirty(self, conn: Connection) -> None:
-        self._dirty.append(conn)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            assert self._loop is not None
-            self._loop.call_soon(self._flush_all)
-
-    def _flush_all(self) -> None:
-        self._flush_scheduled = False
-        dirty, self._dirty = self._dirty, []
-        for conn in dirty:
-            conn.flush()
+        protocol = StreamProtocol(
+            self,
+            kind="stdio",
+            remote=f"plugin {ident}",
+            public=False,
+            preauth=ident,
+            extensions=extensions,
+        )
+        _, ends = await PipePair.open(protocol)
+        assert protocol.driver is not None  # not public: never refused
+        return PluginConnection(protocol.driver), ends
 
     async def _sweep(self) -> None:
         t = self.settings.timeouts
@@ -381,5 +286,5 @@ class ScalarServer:
         while True:
             await asyncio.sleep(interval)
             now = self.clock.monotonic()
-            for conn in list(self.connections):
-                conn.session.tick(now)
+            for driver in list(self.connections):
+                driver.session.tick(now)

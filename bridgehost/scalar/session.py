@@ -8,6 +8,7 @@ one reply; a refused request changes nothing.
 
 from __future__ import annotations
 
+import enum
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -16,6 +17,7 @@ from typing import Protocol
 
 import cbor2
 
+from ..runtime import TokenBucket
 from . import ids, messages
 from .auth import Authenticator
 from .errors import (
@@ -34,6 +36,7 @@ from .errors import (
 from .events import EDITABLE, MAX_TITLE, MEMBERSHIP, EncodedEvent, Event
 from .hub import Hub, Publication
 from .ids import Kind
+from .logins import AddressLimiter
 from .messages import (
     Bye,
     Catchup,
@@ -83,48 +86,6 @@ called with the session's ID and the request once the session is open; returns t
 reply map (the session adds the `rid`) or raises a `ScalarError`."""
 
 
-class TokenBucket:
-    def __init__(self, rate: float, burst: int, clock: Clock) -> None:
-        self.rate, self.burst, self.clock = rate, burst, clock
-        self.tokens = float(burst)
-        self.stamp = clock.monotonic()
-
-    def _refill(self) -> None:
-        now = self.clock.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-
-    def wait_ms(self) -> int:
-        """0 when a token is available now, else ms until one is."""
-        self._refill()
-        if self.tokens >= 1:
-            return 0
-        if self.rate <= 0:
-            return 2**31
-        return max(1, int((1 - self.tokens) / self.rate * 1000 + 0.999))
-
-    def take(self) -> None:
-        self.tokens -= 1
-
-
-class AddressLimiter:
-    """Failed idents per remote address (§9): a bucket each, forgotten when full again."""
-
-    def __init__(self, burst: int, clock: Clock, refill_per_s: float = 0.5) -> None:
-        self.burst, self.clock, self.rate = burst, clock, refill_per_s
-        self._buckets: dict[str, TokenBucket] = {}
-
-    def bucket(self, address: str) -> TokenBucket:
-        bucket = self._buckets.get(address)
-        if bucket is None:
-            if len(self._buckets) > 10000:
-                self._buckets = {
-                    a: b for a, b in self._buckets.items() if b.wait_ms() > 0 or b.tokens < b.burst
-                }
-            bucket = self._buckets[address] = TokenBucket(self.rate, self.burst, self.clock)
-        return bucket
-
-
 @dataclass(slots=True)
 class Counters:
     """Plain counts the HTTP side exports (/metrics); they start at 0 with the process."""
@@ -145,6 +106,20 @@ class Shared:
     counters: Counters = field(default_factory=Counters)
 
 
+class Phase(enum.Enum):
+    """Where a session is in §6's state machine."""
+
+    IDENT = "ident"
+    """Connected; only ident, ping, pong and bye are accepted."""
+    IDENTIFYING = "identifying"
+    """An ident is being checked (credentials may take a while)."""
+    OPEN = "open"
+    CLOSING = "closing"
+    """A bye was said or asked for: nothing more is handled or sent."""
+    CLOSED = "closed"
+    """The connection is gone and the session's subscriptions are released."""
+
+
 class Session:
     def __init__(
         self,
@@ -156,9 +131,6 @@ class Session:
     ) -> None:
         self.s = shared
         self.conn = conn
-        self.preauth = preauth
-        """§12 inherited stdio: the reserved ID the server opened this session as; an
-        `ident` naming it needs no secret, any other `ident` is `auth-failed`."""
         self.extensions: Mapping[str, Extension] = extensions or {}
         self.bye_reason: str | None = None
         """Why the server ended the session (the `bye` reason it sent), if it did."""
@@ -166,9 +138,12 @@ class Session:
         """The last error sent to the client."""
         self.push = conn.push
         """The hub delivers to sessions directly (this is the `Peer` interface)."""
+        self.preauth = None if preauth is None else ids.normalise(preauth)
+        """§12 inherited stdio: the reserved ID the server opened this session as (the
+        pipe is the credential); an `ident` naming it needs no secret, any other
+        `ident` is `auth-failed`."""
         self.id = ""
-        self.open = False
-        self.closing = False
+        self.phase = Phase.IDENT
         self.reserved = False
         self.guest = False
         self.subs: set[str] = set()
@@ -176,7 +151,16 @@ class Session:
         self.last_rx = self.started
         self.pinged_at: float | None = None
         lim = shared.settings.limits
-        self.bucket = TokenBucket(lim.rate, lim.burst, shared.clock)
+        self.bucket = TokenBucket(lim.rate, max(1, lim.burst), shared.clock)
+
+    @property
+    def open(self) -> bool:
+        return self.phase is Phase.OPEN
+
+    @property
+    def closing(self) -> bool:
+        """True once a bye was said or asked for, and after the connection is gone."""
+        return self.phase is Phase.CLOSING or self.phase is Phase.CLOSED
 
     # --- output ------------------------------------------------------------
 
@@ -190,7 +174,7 @@ class Session:
             return
         self.send(Bye(reason=reason))
         self.bye_reason = reason
-        self.closing = True
+        self.phase = Phase.CLOSING
         self.conn.close()
 
     def fail(self, exc: ScalarError) -> None:
@@ -248,7 +232,7 @@ class Session:
         elif isinstance(req, Ping):
             self.send(Pong(time=req.time, rid=req.rid))
         elif isinstance(req, Bye):
-            self.closing = True
+            self.phase = Phase.CLOSING
             self.conn.close()
         # Pong: liveness only, already counted.
 
@@ -272,17 +256,22 @@ class Session:
         if self.open:
             messages.parse_request(m)
             raise Forbidden("already identified", rid=m.get("rid"))
+        self.phase = Phase.IDENTIFYING
         try:
             req = messages.parse_request(m)
             assert isinstance(req, Ident)
             ident = await self._authenticate(req)
         except ScalarError as exc:
+            if self.phase is Phase.IDENTIFYING:
+                self.phase = Phase.IDENT
             self.fail(exc)
             self.bye(exc.code)
             log.info("ident refused from %s: %s", self.conn.remote, exc.code)
             return
+        if self.phase is not Phase.IDENTIFYING:
+            return  # the connection went away while the credentials were checked
         self.id = ident
-        self.open = True
+        self.phase = Phase.OPEN
         # The client could not speak while its credentials were checked: idle time
         # (for ping and pong) counts from the welcome, not from the ident frame.
         self.last_rx = self.s.clock.monotonic()
@@ -341,11 +330,25 @@ class Session:
         return parsed
 
     def _sub(self, req: Sub) -> None:
-        self._own_domain(req.topic, req.rid)
-        if req.topic not in self.subs and len(self.subs) >= self.s.settings.limits.subs:
+        dest = self._own_domain(req.topic, req.rid)
+        hub, limits = self.s.hub, self.s.settings.limits
+        if req.topic not in self.subs and len(self.subs) >= limits.subs:
             raise Forbidden("too many subscriptions", rid=req.rid)
+        if not hub.has_topic(req.topic):
+            if dest.kind is Kind.CHANNEL and hub.channel_count >= limits.channels:
+                raise Forbidden("this server keeps no more channels", rid=req.rid)
+            self._spend_token(req.rid)  # a new topic in memory costs like a msg (§10)
         self.subs.add(req.topic)
-        self.send(self.s.hub.subscribe(self, req.topic, req.rid))
+        self.send(hub.subscribe(self, req.topic, req.rid))
+
+    def _spend_token(self, rid: int | None) -> None:
+        """The `msg` rate limit (§9); reserved IDs are exempt."""
+        if self.reserved:
+            return
+        wait = self.bucket.wait_ms()
+        if wait:
+            raise RateLimited("slow down", rid=rid, retry_after=wait)
+        self.bucket.take()
 
     def _unsub(self, req: Unsub) -> None:
         if req.topic == "*":
@@ -372,6 +375,8 @@ class Session:
     async def _msg(self, req: Msg) -> None:
         hub = self.s.hub
         dest = self._own_domain(req.topic, req.rid)
+        if dest.kind is not Kind.CHANNEL and not await self._known(req.topic):
+            raise NoSuchTopic(f"{req.topic} is nobody this server knows", rid=req.rid)
         original = None
         if req.target is not None:
             original = await hub.find_event(req.topic, req.target)
@@ -395,11 +400,7 @@ class Session:
         size = max(len(prepared.echo), lone_history_size(req.topic, prepared.event.stored))
         if size > self.s.settings.limits.frame:
             raise TooLarge("the event would not fit one frame", rid=req.rid)
-        if not self.reserved:
-            wait = self.bucket.wait_ms()
-            if wait:
-                raise RateLimited("slow down", rid=req.rid, retry_after=wait)
-            self.bucket.take()
+        self._spend_token(req.rid)
         echo = frame(prepared.echo)
         rid = req.rid
 
@@ -410,6 +411,13 @@ class Session:
                 self.conn.push(echo)
 
         hub.publish(self, prepared, acknowledge)
+
+    async def _known(self, ident: str) -> bool:
+        """Whether a user or reserved ID exists here, for direct messages (§10)."""
+        hub = self.s.hub
+        if hub.is_online(ident) or (hub.has_topic(ident) and hub.topics[ident].seq):
+            return True
+        return await self.s.auth.knows(ident)
 
     async def _repeat(self, pub: Publication, rid: int | None) -> None:
         """A `msg` whose nonce we have seen: answer with the first event, publish nothing."""
@@ -434,6 +442,13 @@ class Session:
             raise Forbidden("subscribe to a channel before publishing to it", rid=rid)
         if req.kind == "topic" and dest.kind is not Kind.CHANNEL:
             raise Forbidden("only channels have a topic", rid=rid)
+        hub, limits = self.s.hub, self.s.settings.limits
+        if (
+            dest.kind is Kind.CHANNEL
+            and not hub.has_topic(req.topic)
+            and hub.channel_count >= limits.channels
+        ):
+            raise Forbidden("this server keeps no more channels", rid=rid)
         if original is not None and req.kind in ("edit", "delete"):
             if original.sender != self.id:
                 raise Forbidden(f"only its sender may {req.kind} an event", rid=rid)
@@ -489,9 +504,10 @@ class Session:
 
     def closed(self) -> None:
         """The transport is gone: forget subscriptions, maybe announce offline."""
-        self.closing = True
-        if self.open:
-            self.open = False
+        if self.phase is Phase.CLOSED:
+            return
+        self.phase = Phase.CLOSED
+        if self.id:
             self.s.hub.disconnected(self, self.subs)
             self.subs = set()
 

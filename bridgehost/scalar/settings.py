@@ -16,10 +16,12 @@ class Limits:
     burst: int = 20
     subs: int = 500
     connections: int = 10000
-    channels: int = 10000
-    """Channels that may exist at once (each costs memory and a history)."""
+    """Public connections server-wide (in-process adapters, bots and plugins not counted)."""
     connections_per_address: int = 50
-    """Open connections from one remote address (in-process ones do not count)."""
+    """Public connections from one IPv4 address or IPv6 /64."""
+    channels: int = 10000
+    """Channels the server keeps (with events, configured, or subscribed to now); past it
+    a new channel is `forbidden` (§10)."""
     send_buffer: int = 1 << 20
     """Unsent bytes per subscriber before it is a slow consumer (§9)."""
     frame: int = MAX_FRAME

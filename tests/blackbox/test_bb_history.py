@@ -97,7 +97,7 @@ async def test_topics_limit_bounds(srv):
 
 @pytest.mark.asyncio
 async def test_topics_default_limit_100(srv):
-    a = await srv.user_conn()
+    a = await srv.bot_conn()  # a sub that makes a channel spends a rate token (§10)
     prefix = "#" + uniq("dl")
     names = sorted(f"{prefix}-{i:03d}@{DOMAIN}" for i in range(120))
     for i, n in enumerate(names):
@@ -134,7 +134,7 @@ async def test_catchup_default_limit_50(srv):
 async def test_topics_frame_full_paging(mk):
     """Fewer than `limit` items come back only at the end or when the frame is full."""
     srv = mk(subs=1000)
-    a = await srv.user_conn()
+    a = await srv.bot_conn()  # a sub that makes a channel spends a rate token (§10)
     prefix = "#" + uniq("ff")
     names = sorted(f"{prefix}-{i:04d}-{'y' * 40}@{DOMAIN}" for i in range(320))
     for i, n in enumerate(names):

@@ -12,6 +12,14 @@ from bbhelpers import assert_bye, assert_error, channel
 # -- rate limit ----------------------------------------------------------------
 
 
+async def _existing(srv, ch):
+    """Make `ch` exist (a reserved ID subscribed to it): since §10 a `sub` that makes a
+    new topic spends a token of the `msg` bucket, and these tests count tokens."""
+    bot = await srv.bot_conn()
+    await bot.sub(ch)
+    return bot
+
+
 @pytest.mark.asyncio
 async def test_rate_limit_retry_after_and_flood(mk):
     srv = mk(rate=1, burst=3)
@@ -19,6 +27,7 @@ async def test_rate_limit_retry_after_and_flood(mk):
     a = await srv.user_conn()
     assert a.ident_reply["limits"]["rate"] == 1 and a.ident_reply["limits"]["burst"] == 3
     ch = channel()
+    await _existing(srv, ch)
     await a.sub(ch)
     # the bucket is full when the session opens: `burst` messages pass at once
     for i in range(3):
@@ -66,6 +75,7 @@ async def test_rate_limit_refill(mk):
     srv = mk(rate=2, burst=2)
     a = await srv.user_conn()
     ch = channel()
+    await _existing(srv, ch)
     await a.sub(ch)
     await a.pub(ch, "1")
     await a.pub(ch, "2")
@@ -87,6 +97,7 @@ async def test_rate_limit_refused_requests_spend_no_token(mk):
     srv = mk(rate=1, burst=3)
     a = await srv.user_conn()
     ch = channel()
+    await _existing(srv, ch)
     for i in range(5):  # not subscribed yet: forbidden, no token spent
         reply = await a.request({"t": "msg", "topic": ch, "body": "x", "rid": i + 1})
         assert_error(reply, "forbidden", rid=i + 1)
@@ -111,6 +122,7 @@ async def test_rate_limit_only_on_msg_per_connection_reserved_exempt(mk):
     user = srv.new_user()
     a = await srv.user_conn(user)
     ch = channel()
+    await _existing(srv, ch)
     await a.sub(ch)
     for i in range(3):
         await a.pub(ch, f"m{i}")
@@ -138,6 +150,7 @@ async def test_check_order_size_and_permission_before_rate(mk):
     srv = mk(rate=1, burst=1)
     a = await srv.user_conn()
     ch = channel()
+    await _existing(srv, ch)
     await a.sub(ch)
     await a.pub(ch, "uses the only token")
     # empty bucket now

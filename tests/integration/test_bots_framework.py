@@ -180,8 +180,8 @@ async def test_lost_connection_is_reconnected_and_resubscribed(
         server = h.srv.app.server
         assert server is not None
         conns = [c for c in server.connections if c.id == "!fragile@test.example"]
-        assert len(conns) == 1 and conns[0].transport is not None
-        conns[0].transport.abort()
+        assert len(conns) == 1
+        conns[0].sink.abort()
         runner = h.host.runners["!fragile@test.example"]
         await asyncio.sleep(0.05)
         assert not runner.ready.is_set()

@@ -105,8 +105,8 @@ async def test_remote_bot_answers_announces_and_survives_lost_connections(
             server = srv.app.server
             assert server is not None
             conns = [c for c in server.connections if c.id == BOT]
-            assert len(conns) == 1 and conns[0].transport is not None
-            conns[0].transport.abort()
+            assert len(conns) == 1
+            conns[0].sink.abort()
             assert await until_answered(alice, "!ping", BOT) == "pong"
             assert len([c for c in server.connections if c.id == BOT]) == 1
         async with running(tmp_path, overrides(port)) as srv:  # a server restart

@@ -10,8 +10,8 @@ from pathlib import Path
 import cbor2
 import pytest
 
+from bridgehost.scalar import driver as driver_module
 from bridgehost.scalar import errors
-from bridgehost.scalar import server as server_module
 from bridgehost.scalar.client import connect
 from bridgehost.scalar.wire import FrameDecoder, encode_frame
 from bridgehost.testing import running
@@ -73,7 +73,7 @@ async def test_slow_consumer_is_cut_off_and_others_keep_up(tmp_path: Path) -> No
 
 async def test_slow_consumer_that_never_reads_is_aborted(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server_module, "SLOW_CONSUMER_GRACE", 0.2)
+    monkeypatch.setattr(driver_module, "SLOW_CONSUMER_GRACE", 0.2)
     overrides = {"server": {"limits": {"rate": 100000, "burst": 100000, "send_buffer": 65536}}}
     async with running(tmp_path, overrides) as srv:
         lobby = srv.channel("lobby")
@@ -101,11 +101,12 @@ async def test_rate_limit_answers_every_request_and_consumes_nothing(tmp_path: P
                                        return_exceptions=True)
         ok = [r for r in results if not isinstance(r, BaseException)]
         limited = [r for r in results if isinstance(r, errors.RateLimited)]
-        assert len(ok) == 3 and len(limited) == 7
+        # The sub that made the channel spent one of the 3 tokens (§10).
+        assert len(ok) == 2 and len(limited) == 8
         assert all(0 < r.retry_after <= 1000 for r in limited)
-        assert [e.seq for e in ok] == [1, 2, 3]  # refused requests consumed no seq
+        assert [e.seq for e in ok] == [1, 2]  # refused requests consumed no seq
         await asyncio.sleep(limited[0].retry_after / 1000 + 0.05)
-        assert (await alice.publish(lobby, "later")).seq == 4
+        assert (await alice.publish(lobby, "later")).seq == 3
         bot = await srv.client("!bot")
         await asyncio.gather(*(bot.publish(lobby, "exempt") for _ in range(50)))
 

@@ -54,7 +54,7 @@ async def test_counters_move_and_apps_do_not_share_them(tmp_path: Path) -> None:
         bob = await srv.client("bob")
         guest = await srv.client()
         lobby = srv.channel("lobby")
-        for c in (alice, bob, guest):
+        for c in (bob, alice, guest):  # bob's sub makes the channel: it spends his token
             await c.sub(lobby)
         await alice.publish(lobby, "one")
         await alice.publish(lobby, "two")
