@@ -172,20 +172,25 @@ async def test_configured_title_is_where_a_channel_starts(tmp_path: Path) -> Non
         await hub.load()
         return store, hub
 
+    async def stop(store: Store, hub: Hub) -> None:
+        await hub.close()
+        await store.close()
+
     store, hub = await start("From config")
     assert hub.topics[lobby].title == "From config"
     msg = Msg(lobby, "Set by a user", kind="topic")
-    acks: list[object] = []
-    hub.publish(None, hub.prepare("alice@test.example", msg, None), acks.append)  # type: ignore[arg-type]
-    await hub.close()
-    assert acks and acks[0] is not None  # committed
-    await store.close()
+    acked: list[object] = []
+    prepared = hub.prepare("alice@test.example", msg, None)
+    hub.publish(None, prepared, acked.append)  # type: ignore[arg-type]
+    await hub.flush()
+    assert acked and acked[0] is not None
+    await stop(store, hub)
     store, hub = await start("From config")
     assert hub.topics[lobby].title == "Set by a user"
-    await store.close()
+    await stop(store, hub)
     store, hub = await start("Changed in the config")
     assert hub.topics[lobby].title == "Changed in the config"
-    await store.close()
+    await stop(store, hub)
 
 
 async def test_store_finds_events_by_id_through_the_index(tmp_path: Path) -> None:
@@ -197,9 +202,8 @@ async def test_store_finds_events_by_id_through_the_index(tmp_path: Path) -> Non
             target=b"\x02" * 32))
         small = EncodedEvent.build(Event.core_map(topic="#a@x", seq=2, sender="a@x", time=6,
                                                   body=""))
-        await store.commit(
-            [StoredEvent("#a@x", seq, 5, enc.stored) for seq, enc in ((1, full), (2, small))]
-        )
+        await store.commit([StoredEvent("#a@x", seq, 5, enc.stored)
+                            for seq, enc in ((1, full), (2, small))])
         assert await store.event_by_id("#a@x", full.id) == full.stored
         assert await store.event_by_id("#a@x", small.id) == small.stored
         assert await store.event_by_id("#b@x", small.id) is None
