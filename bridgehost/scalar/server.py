@@ -194,14 +194,11 @@ class ScalarServer:
         pass `limits.connections` or `limits.connections_per_address`. See driver.py
         for what the transport then does."""
         if public:
-            limits = self.settings.limits
+            refusal = self.refusal(remote)
+            if refusal is not None:
+                log.warning("refusing %s connection from %s: %s", kind, remote, refusal)
+                return None
             key = address_key(remote)
-            if self.public >= limits.connections:
-                log.warning("refusing %s connection from %s: server full", kind, remote)
-                return None
-            if self._per_address.get(key, 0) >= limits.connections_per_address:
-                log.warning("refusing %s connection from %s: too many from there", kind, remote)
-                return None
             self.public += 1
             self._per_address[key] = self._per_address.get(key, 0) + 1
         driver = SessionDriver(
@@ -210,6 +207,17 @@ class ScalarServer:
         self.connections.add(driver)
         self.tasks.spawn(driver.run(), name=f"{kind}-{remote}")
         return driver
+
+    def refusal(self, remote: str) -> str | None:
+        """Why a new public connection from `remote` would be refused now, if it would:
+        "server full" (`limits.connections`) or "too many from that address"
+        (`limits.connections_per_address`, IPv6 per /64)."""
+        limits = self.settings.limits
+        if self.public >= limits.connections:
+            return "server full"
+        if self._per_address.get(address_key(remote), 0) >= limits.connections_per_address:
+            return "too many from that address"
+        return None
 
     def forget(self, driver: SessionDriver) -> None:
         if driver not in self.connections:

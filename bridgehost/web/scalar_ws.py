@@ -1,15 +1,14 @@
-"""Scalar/1 over WebSocket at `/scalar` (protocol §12), on the same `Session` as TCP.
+"""Scalar/1 over WebSocket at `/scalar` (protocol §12), on the same session driver as TCP.
 
-One binary WebSocket message carries one frame body. Each body gets the
-2-byte length it would have had over TCP and goes through the same
-`FrameDecoder` (so the same pre-scan and the same errors), then to a
-`Session` built on the server's shared state: same limits, rate limits,
-failed-ident allowance and liveness rules. Going out, the session pushes
-complete length-prefixed frames; we strip the prefix and send the body.
-
-Output a peer has not taken counts against the server's slow-consumer
-bound as it is queued; above half of it we read nothing more from that
-peer, and past it the peer gets `bye{reason:"slow-consumer"}` and is closed.
+One binary WebSocket message carries one frame body. The connection is a
+`SessionDriver` (scalar/driver.py) over a `WsSink`: the same decoding and
+pre-scan, the same limits, rate limits, failed-ident allowance, liveness
+rules and connection limits (`limits.connections`, per address), and the
+same output accounting: what a peer has not taken counts against the
+slow-consumer bound as it is queued; above half of it we read nothing more
+from that peer, and past it the peer gets `bye{reason:"slow-consumer"}` and
+is closed. Going out, the driver hands us complete length-prefixed frames;
+we strip the prefix and send the body.
 """
 
 from __future__ import annotations
@@ -21,138 +20,96 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from ..scalar.errors import BadFrame, BadMessage
-from ..scalar.messages import Bye
-from ..scalar.server import ScalarServer
-from ..scalar.session import Session
-from ..scalar.wire import MAX_FRAME, FrameDecoder, encode_frame
+from ..scalar.driver import SessionDriver
+from ..scalar.errors import BadMessage
+from ..scalar.wire import MAX_FRAME
 from .context import CONTEXT, WebContext
 from .origin import check_origin
 
 log = logging.getLogger(__name__)
 
 PATH = "/scalar"
-TICK = 1.0
-"""Seconds between liveness checks (ident deadline, ping, pong deadline) per connection."""
-SLOW_CONSUMER_GRACE = 2.0
-"""Seconds a cut-off slow consumer has to read its backlog and the `bye`."""
 READ_LIMIT = 4 * MAX_FRAME
 """Largest message we read whole to answer `bad-frame`; past it aiohttp refuses it unread."""
-_LIVE = web.AppKey("scalar-ws-connections", set["WsConnection"])
+_LIVE = web.AppKey("scalar-ws-connections", set["WsSink"])
 
 
-class WsConnection:
-    """The transport side of one session over a WebSocket (the `Conn` of `Session`)."""
+class WsSink:
+    """A driver's output to one WebSocket: a queue of bodies and the task sending them."""
 
-    def __init__(
-        self,
-        server: ScalarServer,
-        ws: web.WebSocketResponse,
-        remote: str,
-        transport: asyncio.BaseTransport | None,
-    ) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
         self.ws = ws
-        self.remote = remote
         self.transport = transport
-        self.limit = server.settings.limits.send_buffer
-        self.decoder = FrameDecoder(server.settings.limits.frame)
-        self.session = Session(server.shared, self)
-        self.server = server
+        self.driver: SessionDriver | None = None
         self._out: collections.deque[bytes] = collections.deque()
         self.queued = 0
         self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._close_after_flush = False
-        self.slow = False
+        self._closing = False
+        self.readable = asyncio.Event()
+        self.readable.set()
         self.flushed = asyncio.Event()
         """Set once everything queued before `close()` has been sent."""
 
-    @property
-    def id(self) -> str:
-        return self.session.id
+    # --- Sink -----------------------------------------------------------------------------
 
-    # --- Conn --------------------------------------------------------------------------
-
-    def push(self, data: bytes) -> None:
-        """Queue one complete frame; its body is one WebSocket message."""
-        if self._close_after_flush or self.slow:
-            return
-        body = data[2:]
-        self._out.append(body)
-        self.queued += len(body)
-        if self.queued > self.limit // 2:
-            self._drained.clear()
+    def write(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            body = frame[2:]
+            self._out.append(body)
+            self.queued += len(body)
         self._wake.set()
-        if self.queued > self.limit:
-            self._slow_consumer()
+
+    def buffered(self) -> int:
+        return self.queued
+
+    def pause_reading(self) -> None:
+        self.readable.clear()
+
+    def resume_reading(self) -> None:
+        self.readable.set()
 
     def close(self) -> None:
-        self._close_after_flush = True
+        self._closing = True
         self._wake.set()
 
-    def _slow_consumer(self) -> None:
-        """Cut the peer off; called from `push`, which may run inside the hub's fan-out
-        loop, so the session is closed (which unsubscribes) on the next loop turn."""
-        log.warning("disconnecting slow WebSocket consumer %s (%s)", self.id or "-", self.remote)
-        self.server.slow_consumers += 1
-        self.slow = True
-        # Best effort, behind the backlog; nothing more is queued after it.
-        self._out.append(encode_frame(Bye(reason="slow-consumer").to_map())[2:])
-        self._close_after_flush = True
+    def abort(self) -> None:
+        self._closing = True
+        self._out.clear()
         self._wake.set()
-        loop = asyncio.get_running_loop()
-        loop.call_soon(self.session.closed)
-        transport = self.transport
-        if transport is not None:
-            loop.call_later(SLOW_CONSUMER_GRACE, transport.abort)  # type: ignore[attr-defined]
+        if self.transport is not None:
+            self.transport.abort()  # type: ignore[attr-defined]
 
-    # --- the two loops ------------------------------------------------------------------
+    # --- the two loops --------------------------------------------------------------------
 
     async def write_loop(self) -> None:
-        ws = self.ws
         while True:
             while self._out:
                 body = self._out.popleft()
                 self.queued -= len(body)
-                await ws.send_bytes(body)
-                if self.queued <= self.limit // 2:
-                    self._drained.set()
-            if self._close_after_flush:
+                await self.ws.send_bytes(body)
+                if self.driver is not None:
+                    self.driver.drained()
+            if self._closing:
                 self.flushed.set()
                 return
             self._wake.clear()
             await self._wake.wait()
 
-    async def read_loop(self) -> None:
+    async def read_loop(self, driver: SessionDriver) -> None:
         ws = self.ws
-        session = self.session
-        clock = self.server.clock
-        while not session.closing and not ws.closed:
-            await self._drained.wait()
-            try:
-                msg = await ws.receive(timeout=TICK)
-            except TimeoutError:
-                session.tick(clock.monotonic())
-                continue
+        while not driver.finished.is_set() and not ws.closed:
+            await self.readable.wait()
+            msg = await ws.receive()
             if msg.type == WSMsgType.BINARY:
-                data: bytes = msg.data
-                if not data or len(data) > MAX_FRAME:
-                    await session.handle(
-                        BadFrame(f"a frame body is 1 to {MAX_FRAME} bytes, not {len(data)}")
-                    )
-                    continue
-                for item in self.decoder.feed(len(data).to_bytes(2, "little") + data):
-                    await session.handle(item)
+                driver.feed_body(msg.data)
             elif msg.type == WSMsgType.TEXT:
-                await session.handle(
+                driver.feed_error(
                     BadMessage("text WebSocket messages are not Scalar frames: send binary")
                 )
             else:
                 # CLOSE/CLOSING/CLOSED, or ERROR: aiohttp has already closed the socket, as it
                 # does for a message past max_msg_size (refused unread, close code 1009).
                 return
-            session.tick(clock.monotonic())
 
 
 def _remote(request: web.Request) -> str:
@@ -163,48 +120,59 @@ async def scalar_socket(request: web.Request) -> web.StreamResponse:
     ctx: WebContext = request.app[CONTEXT]
     check_origin(request, ctx.http)
     server = ctx.server
-    live = request.app[_LIVE]
-    limits = server.settings.limits
     remote = _remote(request)
-    if len(server.connections) + len(live) >= limits.connections:
-        log.warning("refusing WebSocket from %s: connection limit reached", remote)
-        raise web.HTTPServiceUnavailable(text="server full\n")
-    if sum(1 for c in live if c.remote == remote) >= limits.connections_per_address:
-        log.warning("refusing WebSocket from %s: too many from that address", remote)
+    refusal = server.refusal(remote)
+    if refusal is not None:
+        log.warning("refusing WebSocket from %s: %s", remote, refusal)
+        if refusal == "server full":
+            raise web.HTTPServiceUnavailable(text="server full\n")
         raise web.HTTPTooManyRequests(text="too many connections from your address\n")
     ws = web.WebSocketResponse(max_msg_size=READ_LIMIT, autoping=True, compress=False)
     await ws.prepare(request)
-    conn = WsConnection(server, ws, remote, request.transport)
-    live.add(conn)
-    writer = asyncio.ensure_future(conn.write_loop())
+    sink = WsSink(ws, request.transport)
+    driver = server.attach(sink, remote, "websocket")
+    if driver is None:  # the last place went while we upgraded
+        await ws.close(code=1013, message=b"server full")
+        return ws
+    sink.driver = driver
+    live = request.app[_LIVE]
+    live.add(sink)
+    writer = asyncio.ensure_future(sink.write_loop())
+    reader = asyncio.ensure_future(sink.read_loop(driver))
     try:
-        await conn.read_loop()
-        conn.close()
+        await asyncio.wait(
+            (reader, asyncio.ensure_future(driver.finished.wait())),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if not driver.finished.is_set():
+            driver.close()  # the peer went away: end the session
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(writer), timeout=2.0)
     finally:
-        conn.session.closed()
-        live.discard(conn)
-        writer.cancel()
-        with contextlib.suppress(BaseException):
-            await writer
+        driver.lost()
+        live.discard(sink)
+        for task in (reader, writer):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         await ws.close()
     return ws
 
 
 async def _shutdown(app: web.Application) -> None:
     """Say bye to every WebSocket session before the listener goes away."""
-    live: set[WsConnection] = app[_LIVE]
-    for conn in list(live):
-        conn.session.bye("shutdown")
-    waiting = [asyncio.ensure_future(conn.flushed.wait()) for conn in live]
+    live: set[WsSink] = app[_LIVE]
+    for sink in list(live):
+        if sink.driver is not None:
+            sink.driver.session.bye("shutdown")
+    waiting = [asyncio.ensure_future(sink.flushed.wait()) for sink in live]
     if waiting:
         _, late = await asyncio.wait(waiting, timeout=2.0)
         for task in late:
             task.cancel()
-    for conn in list(live):
+    for sink in list(live):
         with contextlib.suppress(Exception):
-            await conn.ws.close(code=1001, message=b"shutdown")
+            await sink.ws.close(code=1001, message=b"shutdown")
 
 
 def setup(app: web.Application, ctx: WebContext) -> None:
