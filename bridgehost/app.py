@@ -1,37 +1,41 @@
-"""Wiring and lifecycle: store, hub and listeners, adapters, bots; signals.
+"""Wiring and lifecycle: store, hub and listeners, HTTP, adapters, bots, plugins.
 
-Start-up order is store -> server -> HTTP -> adapters -> bots, and shutdown the
-reverse, so that every connection gets `bye` and every accepted event is
-committed before the process exits. Adapters and bots run under
-`supervise()`: one that fails is logged and restarted with backoff, and
-never takes the process (or the other bridges) down.
+`async with App.open(config) as app:` is the whole program as one scope:
+store -> server -> HTTP -> adapters -> bots -> plugin processes start in that
+order, and close in the reverse order whatever fails, wherever (a start-up that fails halfway
+closes what had started and raises the original error): every connection
+gets `bye` and every accepted event is committed before the store closes.
+Adapters run under `supervise()` in the app's one root TaskGroup: one that
+fails is logged and restarted with backoff and never takes the process (or
+the other bridges) down; one that raises `runtime.Fatal` is stopped and
+reported once. Signals are the CLI's business, not the app's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
-import signal
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from .adapters.base import Adapter, AdapterContext
 from .adapters.spec import adapter_spec
 from .adapters.state import LinkState
+from .bots.host import BotHost
 from .config import Account, Config
 from .plugins.host import PluginHost, migrate_in
 from .plugins.supervisor import PluginState
-from .runtime import TaskSet, supervise
+from .runtime import supervise
 from .scalar import client as scalar_client
 from .scalar.client import Client
 from .scalar.server import ScalarServer
 from .scalar.store import Store
 from .web.links import PublicLinks, load_key
+from .web.server import WebServer, web_context
 from .web.status import STATUS_FILE, StatusFile
 
 log = logging.getLogger(__name__)
@@ -48,64 +52,121 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
+async def _cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait until they are gone (from any task)."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
+
+
 class App:
-    def __init__(self, config: Config) -> None:
+    """A running bridgehost; only `App.open` makes one."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        server: ScalarServer,
+        tasks: asyncio.TaskGroup,
+        parts: contextlib.AsyncExitStack,
+    ) -> None:
         self.config = config
-        self.store: Store | None = None
-        self.server: ScalarServer | None = None
+        self.store = store
+        self.server = server
+        self.urls: list[str] = list(server.urls)
         self.adapters: list[Adapter] = []
-        self.bot_host: Any = None
-        self.plugins: PluginHost | None = None
+        self.bot_host = BotHost(self)
+        self.plugins = PluginHost(config, server, store)
         """Plugin processes: `process: true` adapters, `type: exec` accounts and bots."""
-        self.tasks = TaskSet("app")
-        self.urls: list[str] = []
-        self.web: Any = None
-        """The HTTP side (bridgehost.web.server.WebServer) when `http:` is configured."""
+        self.web: WebServer | None = None
+        """The HTTP side, when `http:` is configured."""
         self.public: PublicLinks | None = None
         self.status_file = StatusFile(config.server.data_dir, self.status)
-        self._stopping = asyncio.Event()
+        self._tasks = tasks
+        self._parts = parts
+        self._adapter_tasks: list[asyncio.Task[None]] = []
+        self._stop_lock = asyncio.Lock()
 
     # --- lifecycle --------------------------------------------------------------------
 
-    async def start(self) -> None:
-        cfg = self.config.server
-        if self.config.embedded:
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, config: Config) -> AsyncIterator[App]:
+        """Start everything; on leaving the block (or any failure) close it in reverse."""
+        failed: Exception | None = None
+        async with asyncio.TaskGroup() as tasks:
+            parts = contextlib.AsyncExitStack()
+            app: App | None = None
+            try:
+                app = await cls._start(config, tasks, parts)
+                yield app
+            except Exception as exc:  # raised as it is, not wrapped by the task group
+                failed = exc
+            finally:
+                await (app.stop() if app is not None else parts.aclose())
+        if failed is not None:
+            raise failed
+
+    @classmethod
+    async def _start(
+        cls, config: Config, tasks: asyncio.TaskGroup, parts: contextlib.AsyncExitStack
+    ) -> App:
+        cfg = config.server
+        if config.embedded:
             log.info("no config file: running the embedded default (domain %s)", cfg.domain)
-        self.store = await Store.open(
+        # 1. the store (the data-dir lock is held from here until it closes)
+        store = await Store.open(
             cfg.data_dir, keep=cfg.history_keep, synchronous=cfg.history_sync.upper(), owner=True
         )
-        titles = tuple((b.channel, b.title) for b in self.config.bridges if b.title)
-        self.server = ScalarServer(
-            cfg.settings(titles),
-            self.store,
-            tls=tls_context(self.config),
-            unix_mode=cfg.unix_mode,
+        parts.push_async_callback(cls._close_store, store)
+        app: App | None = None
+        parts.callback(lambda: app.status_file.write_now() if app is not None else None)
+        # 2. the Scalar server (closed even if only some listeners opened)
+        titles = tuple((b.channel, b.title) for b in config.bridges if b.title)
+        server = ScalarServer(
+            cfg.settings(titles), store, tls=tls_context(config), unix_mode=cfg.unix_mode
         )
-        try:
-            self.urls = await self.server.start(list(cfg.listen))
-            await self._start_web()
-        except BaseException:
-            await self.server.close()
-            await self.store.close()
-            raise
-        for name, account in self.config.accounts.items():
+        parts.push_async_callback(server.close)
+        await server.start(list(cfg.listen))
+        app = cls(config, store, server, tasks, parts)
+        # 3. HTTP
+        await app._start_http()
+        # 4. adapters (in this process; `process: true` ones are plugins, step 6)
+        parts.push_async_callback(app._stop_adapters)
+        for name, account in config.accounts.items():
             if not account.process:
-                await migrate_in(self.store, cfg.data_dir, name)
-                self._start_adapter(name, account)
-        await self._start_bots()
-        self.plugins = PluginHost(self.config, self.server, self.store)
-        await self.plugins.start()
-        self.tasks.spawn(self.status_file.run(), name="status-writer")
+                await migrate_in(store, cfg.data_dir, name)
+                app._start_adapter(name, account)
+        # 5. bots (in this process; `command:` ones are plugins)
+        parts.push_async_callback(app.bot_host.stop)
+        if any(not bot.is_exec for bot in config.bots):
+            await app.bot_host.start(config.bots)
+        # 6. plugin processes
+        parts.push_async_callback(app.plugins.stop)
+        await app.plugins.start()
+        writer = tasks.create_task(app.status_file.run(), name="status-writer")
+        parts.push_async_callback(_cancel, [writer])
+        return app
 
-    async def _start_web(self) -> None:
+    @staticmethod
+    async def _close_store(store: Store) -> None:
+        await store.close()
+        log.info("store flushed and closed")
+
+    async def stop(self) -> None:
+        """Close everything now, in reverse start order (the scope's end does the same;
+        whichever comes first does it, once)."""
+        async with self._stop_lock:
+            await self._parts.aclose()
+
+    async def _start_http(self) -> None:
+        """The HTTP side (bridgehost.web): metrics, health, status, links, WebSocket."""
         http = self.config.http
         if http is None:
             return
         if http.public_url:
             self.public = PublicLinks(http.public_url, load_key(self.config.server.data_dir))
-        from .web.server import WebServer, web_context
-
-        assert self.server is not None and self.store is not None
         ctx = web_context(
             self.config,
             http,
@@ -117,17 +178,15 @@ class App:
             plugins=self.plugin_states,
             public=self.public,
         )
-        self.web = WebServer(ctx)
-        await self.web.start()
+        self.web = await self._parts.enter_async_context(WebServer(ctx))
 
     def plugin_states(self) -> Sequence[PluginState]:
-        return self.plugins.states() if self.plugins is not None else []
+        return self.plugins.states()
 
     def media_sources(self) -> Sequence[Any]:
         return [a for a in self.adapters if hasattr(a, "media_credentials")]
 
     def _start_adapter(self, name: str, account: Account) -> None:
-        assert self.store is not None
         reserved = self.config.reserved_id(name)
         try:
             factory = adapter_spec(account.type).load()
@@ -144,7 +203,10 @@ class App:
         )
         adapter: Adapter = factory(ctx)
         self.adapters.append(adapter)
-        self.tasks.spawn(supervise(f"adapter {name}", adapter.run), name=f"adapter-{name}")
+        task = self._tasks.create_task(
+            supervise(f"adapter {name}", adapter.run), name=f"adapter-{name}"
+        )
+        self._adapter_tasks.append(task)
         log.info(
             "adapter %s (%s) started as %s with %d link(s)",
             name,
@@ -153,20 +215,11 @@ class App:
             len(ctx.links),
         )
 
-    async def _start_bots(self) -> None:
-        if all(bot.is_exec for bot in self.config.bots):
-            return
-        try:
-            host_mod = importlib.import_module("bridgehost.bots.host")
-        except ImportError as exc:
-            log.error("bot framework unavailable: %s", exc)
-            return
-        self.bot_host = host_mod.BotHost(self)
-        await self.bot_host.start(self.config.bots)
+    async def _stop_adapters(self) -> None:
+        await _cancel(self._adapter_tasks)
 
     def local_client_factory(self, ident: str) -> Callable[[], Any]:
         """Connect in-process as `ident` (a reserved ID) with a token that only lives in memory."""
-        assert self.server is not None
         server = self.server
         token = server.auth.issue_ephemeral(ident)
 
@@ -176,46 +229,11 @@ class App:
 
         return connect
 
-    async def run(self) -> None:
-        """Start, serve until SIGINT/SIGTERM, stop cleanly."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._on_signal, sig)
-        await self.start()
-        try:
-            await self._stopping.wait()
-        finally:
-            await self.stop()
-
-    def _on_signal(self, sig: signal.Signals) -> None:
-        log.info("%s received: shutting down", sig.name)
-        self._stopping.set()
-
-    def request_stop(self) -> None:
-        self._stopping.set()
-
-    async def stop(self) -> None:
-        if self.plugins is not None:
-            await self.plugins.stop()
-        if self.bot_host is not None:
-            await self.bot_host.stop()
-        await self.tasks.close()
-        if self.web is not None:
-            await self.web.close()
-        if self.server is not None:
-            await self.server.close()
-        if self.store is not None:
-            await self.store.close()
-            log.info("store flushed and closed")
-        self.status_file.write_now()
-
     # --- health -------------------------------------------------------------------------
 
     def link_statuses(self) -> list[LinkState]:
         links = [st for adapter in self.adapters for st in adapter.status()]
-        if self.plugins is not None:
-            links.extend(self.plugins.link_statuses())
+        links.extend(self.plugins.link_statuses())
         return links
 
     def status(self) -> dict[str, Any]:
@@ -225,15 +243,13 @@ class App:
             "pid": os.getpid(),
             "listening": self.urls,
             "http": self.web.url if self.web is not None else None,
-            "connections": len(server.connections) if server else 0,
-            "published": server.hub.published if server else 0,
+            "connections": len(server.connections),
+            "published": server.hub.published,
             "links": [st.as_dict() for st in self.link_statuses()],
             "bots": self._bot_statuses(),
-            "plugins": self.plugins.status() if self.plugins is not None else [],
+            "plugins": self.plugins.status(),
         }
 
     def _bot_statuses(self) -> list[dict[str, Any]]:
-        bots: list[dict[str, Any]] = self.bot_host.status() if self.bot_host is not None else []
-        if self.plugins is not None:
-            bots.extend(self.plugins.bot_status())
+        bots = [*self.bot_host.status(), *self.plugins.bot_status()]
         return sorted(bots, key=lambda b: str(b.get("id")))

@@ -11,12 +11,13 @@ import getpass
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import __version__
 from .adapters.transcript import Transcript, escape_controls
@@ -30,6 +31,7 @@ from .scalar.store import Store, ensure_private_dir
 from .web.status import STATUS_FILE
 
 log = logging.getLogger("bridgehost")
+T = TypeVar("T")
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 CLI_TOKEN_FILE = "cli-token"
@@ -61,14 +63,51 @@ def _run_loop(coro: Any) -> Any:
 # --- commands -------------------------------------------------------------------------
 
 
-def cmd_run(config: Config, args: argparse.Namespace) -> int:
+async def _until_signal(main: Awaitable[T]) -> T | None:
+    """Run `main` until it returns, or until SIGINT/SIGTERM cancels it (it closes
+    cleanly) and this returns None: the one place signals are handled. A second
+    signal while shutting down is ignored rather than cutting the shutdown short."""
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    assert me is not None
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not received:
+            log.info("%s received: shutting down", sig.name)
+            me.cancel()
+        received.append(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        return await main
+    except asyncio.CancelledError:
+        if received and me.uncancel() == 0:
+            return None
+        raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+async def _serve(config: Config) -> None:
     from .app import App  # not imported by commands that do not run the server
 
-    app = App(config)
+    async with App.open(config):
+        await asyncio.Future()  # serve until a signal cancels this
+
+
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
     try:
-        _run_loop(app.run())
+        _run_loop(_until_signal(_serve(config)))
     except OSError as exc:
         log.error("cannot start: %s", exc)
+        return EXIT_FAIL
+    except Exception:
+        log.exception("bridgehost failed")
         return EXIT_FAIL
     return EXIT_OK
 
@@ -343,16 +382,22 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _run_until_signal(main: Awaitable[int]) -> int:
+    """Run a command's coroutine; SIGINT/SIGTERM stop it cleanly with exit code 0."""
+    code = _run_loop(_until_signal(main))
+    return EXIT_OK if code is None else int(code)
+
+
 def cmd_adapter(config: Config, args: argparse.Namespace) -> int:
     from .plugins.child import main as child_main
 
-    return child_main(config, args.name, _run_loop)
+    return child_main(config, args.name, _run_until_signal)
 
 
 def cmd_bot(config: Config | None, args: argparse.Namespace) -> int:
     from .bots.remote import run_remote
 
-    return int(_run_loop(run_remote(args)))
+    return _run_until_signal(run_remote(args))
 
 
 # --- argument parsing ----------------------------------------------------------------------

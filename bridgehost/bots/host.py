@@ -59,10 +59,10 @@ class HostApp(Protocol):
     def config(self) -> Config: ...
 
     @property
-    def store(self) -> Store | None: ...
+    def store(self) -> Store: ...
 
     @property
-    def server(self) -> ScalarServer | None: ...
+    def server(self) -> ScalarServer: ...
 
     def local_client_factory(self, ident: str) -> Callable[[], Any]: ...
 
@@ -77,8 +77,7 @@ class BotHost:
         self._listening = False
 
     def _is_online(self, ident: str) -> bool:
-        server = self.app.server
-        return server is not None and server.hub.is_online(ident)
+        return self.app.server.hub.is_online(ident)
 
     async def start(self, bots: Sequence[BotConfig]) -> None:
         """Start every bot that can start; wait briefly until they have joined."""
@@ -107,7 +106,6 @@ class BotHost:
             self._fail(bc, f"cannot create the bot: {type(exc).__name__}: {exc}")
             return None
         store = self.app.store
-        assert store is not None
         bot._attach(
             id=bc.id,
             config=config,

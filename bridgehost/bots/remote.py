@@ -1,7 +1,7 @@
 """`bridgehost bot PLUGIN --server URL --id ID --token T`: the same bot class,
 out of process, over the protocol with the client library.
 
-Exit codes: 0 stopped by SIGINT/SIGTERM, 1 refused login (retrying cannot
+Exit codes: 0 stopped by SIGINT/SIGTERM (handled by the CLI), 1 refused login (retrying cannot
 fix a wrong token, so it does not retry), 2 bad usage (plugin, config, ID).
 A lost connection is not an exit: the runner reconnects and subscribes
 again. The store is a SQLite file of the bot's own (`--data`, default
@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -146,31 +144,20 @@ async def run_remote(args: argparse.Namespace) -> int:
 
 
 async def _serve(runner: BotRunner, ident: str, say: Callable[[str], None]) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    running = asyncio.ensure_future(runner.run())
-    stopping = asyncio.ensure_future(stop.wait())
+    """Run the bot until it fails or is cancelled (the CLI cancels it on SIGINT/SIGTERM)."""
     try:
-        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (running, stopping):
-            task.cancel()
-        results = await asyncio.gather(running, stopping, return_exceptions=True)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
-    error = results[0]
-    if isinstance(error, BotAuthError):
+        await runner.run()
+    except BotAuthError:
         say(
             f"the server refused {ident}: wrong token, or no token was created for this ID "
             f"(on the server: bridgehost token create '{ident}')"
         )
         return EXIT_FAIL
-    if isinstance(error, Exception):
+    except Exception as error:
         say(f"bot {ident} failed: {type(error).__name__}: {error}")
         return EXIT_FAIL
+    except asyncio.CancelledError:
+        log.info("bot %s stopped", ident)
+        raise
     log.info("bot %s stopped", ident)
     return EXIT_OK

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -107,14 +106,10 @@ async def run_child(config: Config, name: str) -> int:
 
 
 async def _serve(client: SharedClient, adapter: Adapter) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    """Until the adapter or the session ends (SIGTERM/SIGINT: the CLI cancels this)."""
     run = asyncio.ensure_future(adapter.run())
     watchers: list[asyncio.Future[Any]] = [
         asyncio.ensure_future(client.distribute()),
-        asyncio.ensure_future(stop.wait()),
         asyncio.ensure_future(report_links(client, adapter)),
     ]
     try:
@@ -123,9 +118,6 @@ async def _serve(client: SharedClient, adapter: Adapter) -> int:
         for task in (run, *watchers):
             task.cancel()
         await asyncio.gather(run, *watchers, return_exceptions=True)
-    if stop.is_set():
-        log.info("stopping on signal")
-        return EXIT_OK
     if run in done:
         exc = run.exception() if not run.cancelled() else None
         if exc is not None and fatal_in(exc) is not None:

@@ -75,13 +75,11 @@ class Running:
 
     async def add_user(self, name: str, password: str | None = None) -> tuple[str, str]:
         password = password or secrets.token_urlsafe(12)
-        assert self.app.server is not None
         ident = await self.app.server.auth.add_user(name, password, int(time.time() * 1000))
         self._passwords[ident] = password
         return ident, password
 
     async def token(self, reserved: str) -> str:
-        assert self.app.server is not None
         _, token = await self.app.server.auth.create_token(reserved, int(time.time() * 1000))
         return token
 
@@ -113,11 +111,9 @@ async def running(
 ) -> AsyncIterator[Running]:
     """Start a whole bridgehost (server, adapters, bots) in this event loop."""
     cfg = config or make_config(tmp_path, overrides)
-    app = App(cfg)
-    await app.start()
-    srv = Running(app, app.urls[0], cfg.server.domain)
-    try:
-        yield srv
-    finally:
-        await srv.close_clients()
-        await app.stop()
+    async with App.open(cfg) as app:
+        srv = Running(app, app.urls[0], cfg.server.domain)
+        try:
+            yield srv
+        finally:
+            await srv.close_clients()

@@ -82,8 +82,6 @@ class BotHarness:
         try:
             srv = await stack.enter_async_context(running(self.tmp_path, self.overrides))
             host = srv.app.bot_host
-            if host is None:
-                host = srv.app.bot_host = BotHost(srv.app)
             failed = []
             for spec in self.specs:
                 bc = BotConfig(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from bridgehost.config import ConfigError, find_config, parse_config
 from bridgehost.testing import make_config
 from bridgehost.web.context import WebContext
 from bridgehost.web.server import MODULES, ListenError, WebServer
+from tests.servers.ircd import free_port
 from tests.web.helpers import get, web_app
 
 
@@ -96,16 +98,23 @@ def _busy_port() -> socket.socket:
 async def test_port_in_use_is_a_clear_error_and_nothing_stays_open(tmp_path: Path) -> None:
     with _busy_port() as busy:
         port = busy.getsockname()[1]
-        config = make_config(tmp_path, {"http": {"listen": f"127.0.0.1:{port}"}})
-        app = App(config)
+        scalar_port = free_port()
+        config = make_config(
+            tmp_path,
+            {
+                "server": {"listen": [f"tcp://127.0.0.1:{scalar_port}"]},
+                "http": {"listen": f"127.0.0.1:{port}"},
+            },
+        )
         with pytest.raises(ListenError) as err:
-            await app.start()
+            async with App.open(config):
+                pass
         assert str(err.value) == (
             f"http.listen 127.0.0.1:{port}: cannot listen: address already in use"
         )
         # the Scalar listener opened before it was closed again
-        assert app.server is not None
-        assert not app.server.listeners
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", scalar_port)
 
 
 def test_port_in_use_from_the_command_line(tmp_path: Path) -> None:
