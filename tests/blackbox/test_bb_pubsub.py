@@ -385,8 +385,14 @@ async def test_too_large_boundary(srv):
 
     def size(n: int) -> int:
         echo = {"t": "event", "rid": rid, **event(n)}
-        history = {"t": "history", "rid": 2**32 - 1, "topic": ch, "status": "ok",
-                   "more": False, "events": [event(n)]}
+        history = {
+            "t": "history",
+            "rid": 2**32 - 1,
+            "topic": ch,
+            "status": "ok",
+            "more": False,
+            "events": [event(n)],
+        }
         return max(len(cbor2.dumps(echo)), len(cbor2.dumps(history)))
 
     n = 16382 - (size(0) + 2)  # a text header grows from 1 to 3 bytes at 256 chars

@@ -45,14 +45,20 @@ class BridgehostProcess:
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "bridgehost", *args, "-c", str(self.config_path)],
-            input=stdin, capture_output=True, text=True, timeout=60, check=False,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
 
     def start(self, timeout: float = 20.0) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bridgehost", "run", "-c", str(self.config_path)],
-            stdout=log, stderr=log, cwd=self.dir,
+            stdout=log,
+            stderr=log,
+            cwd=self.dir,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

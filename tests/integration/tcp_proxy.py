@@ -26,14 +26,17 @@ class CuttableProxy:
         self.connections += 1
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         self._writers |= {writer, up_writer}
-        pumps = {asyncio.ensure_future(self._pump(reader, up_writer, False)),
-                 asyncio.ensure_future(self._pump(up_reader, writer, True))}
+        pumps = {
+            asyncio.ensure_future(self._pump(reader, up_writer, False)),
+            asyncio.ensure_future(self._pump(up_reader, writer, True)),
+        }
         self._pumps |= pumps
         await asyncio.gather(*pumps, return_exceptions=True)
         self._pumps -= pumps
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    downstream: bool) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, downstream: bool
+    ) -> None:
         try:
             while data := await reader.read(65536):
                 if downstream:

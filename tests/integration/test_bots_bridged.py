@@ -70,8 +70,10 @@ async def test_ping_from_irc_and_from_matrix_is_answered_in_both(
         await irc.connect()
         await irc.join("#room")
         await wait_until(
-            lambda: len(srv.app.link_statuses()) == 2
-            and all(st.state in ("joined", "up") for st in srv.app.link_statuses()),
+            lambda: (
+                len(srv.app.link_statuses()) == 2
+                and all(st.state in ("joined", "up") for st in srv.app.link_statuses())
+            ),
             30,
             "IRC link joined and Matrix link up",
         )

@@ -25,15 +25,24 @@ def proc(tmp_path: Path) -> Iterator[BridgehostProcess]:
 def test_check_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("server:\n  domain: 'no spaces allowed'\n  limits: {rate: x}\nbots: 5\n")
-    result = subprocess.run([sys.executable, "-m", "bridgehost", "check", "-c", str(bad)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "bridgehost", "check", "-c", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 2
     assert "server.domain: not a valid domain name" in result.stderr
     assert "server.limits.rate: must be an integer" in result.stderr
     assert "bots: must be a list" in result.stderr
     assert "3 problem(s); nothing started" in result.stderr
-    run = subprocess.run([sys.executable, "-m", "bridgehost", "-c", str(bad)],
-                         capture_output=True, text=True, check=False, timeout=30)
+    run = subprocess.run(
+        [sys.executable, "-m", "bridgehost", "-c", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
     assert run.returncode == 2 and "nothing started" in run.stderr
 
 
@@ -43,13 +52,30 @@ def test_check_ok(proc: BridgehostProcess) -> None:
 
 
 def test_help_everywhere() -> None:
-    for args in ([], ["run"], ["check"], ["user", "add"], ["token", "create"], ["say"], ["tail"],
-                 ["status"], ["bot"]):
-        result = subprocess.run([sys.executable, "-m", "bridgehost", *args, "--help"],
-                                capture_output=True, text=True, check=False)
+    for args in (
+        [],
+        ["run"],
+        ["check"],
+        ["user", "add"],
+        ["token", "create"],
+        ["say"],
+        ["tail"],
+        ["status"],
+        ["bot"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "bridgehost", *args, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert result.returncode == 0 and "usage: bridgehost" in result.stdout, args
-    usage = subprocess.run([sys.executable, "-m", "bridgehost", "frobnicate"],
-                           capture_output=True, text=True, check=False)
+    usage = subprocess.run(
+        [sys.executable, "-m", "bridgehost", "frobnicate"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert usage.returncode == 2
 
 
@@ -64,8 +90,20 @@ def test_users_tokens_say_tail_status(proc: BridgehostProcess) -> None:
     said = proc.cli("say", topic, "hello from the shell")
     assert said.returncode == 0 and f"{topic} seq 1" in said.stdout
     tail = subprocess.Popen(
-        [sys.executable, "-m", "bridgehost", "tail", topic, "--history", "5", "-c",
-         str(proc.config_path)], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "bridgehost",
+            "tail",
+            topic,
+            "--history",
+            "5",
+            "-c",
+            str(proc.config_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert tail.stdout is not None
         first = tail.stdout.readline()

@@ -104,8 +104,9 @@ async def test_publishes_in_flight_across_cuts_arrive_exactly_once(tmp_path: Pat
     async with running(tmp_path, FAST) as srv, _through_proxy(srv) as (proxy, url):
         lobby = srv.channel("lobby")
         await srv.add_user("alice", "pw")
-        alice = await connect(url, id=srv.user("alice"), secret="pw",
-                              reconnect=Backoff(0.05, 0.2, healthy_after=0.1))
+        alice = await connect(
+            url, id=srv.user("alice"), secret="pw", reconnect=Backoff(0.05, 0.2, healthy_after=0.1)
+        )
         await alice.sub(lobby)
         total, window = 1500, asyncio.Semaphore(50)
 
@@ -151,8 +152,9 @@ async def test_a_client_rides_out_a_server_crash(tmp_path: Path) -> None:
     proc.start()
     try:
         proc.cli("user", "add", "alice", "--password-stdin", stdin="pw\n")
-        alice = await connect(proc.url, id="alice@test.example", secret="pw",
-                              reconnect=Backoff(0.1, 0.5))
+        alice = await connect(
+            proc.url, id="alice@test.example", secret="pw", reconnect=Backoff(0.1, 0.5)
+        )
         lobby = "#crash@test.example"
         await alice.sub(lobby)
         total, window, answered = 1000, asyncio.Semaphore(50), 0

@@ -35,7 +35,10 @@ def second_on(first: BridgehostProcess, tmp_path: Path) -> BridgehostProcess:
 def run(proc: BridgehostProcess, timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bridgehost", "run", "-c", str(proc.config_path)],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -28,7 +28,11 @@ async def test_edit_delete_react_carry_the_target(tmp_path: Path) -> None:
         gone = await alice.delete(first.id, "typo", topic=lobby)
         assert (edit.kind, edit.body, edit.target) == ("edit", "hello", first.id)
         assert (react.kind, react.body, react.target, react.sender) == (
-            "react", "👍", first.id, srv.user("bob"))
+            "react",
+            "👍",
+            first.id,
+            srv.user("bob"),
+        )
         assert (gone.kind, gone.body, gone.target) == ("delete", "typo", first.id)
         seen = [await bob.next_event(5) for _ in range(2)]
         assert [e.id for e in seen] == [edit.id, gone.id]
@@ -36,11 +40,16 @@ async def test_edit_delete_react_carry_the_target(tmp_path: Path) -> None:
             assert event.expected_id() == event.id
         history = await bob.catchup(lobby)
         assert [(e.kind, e.target) for e in history.events] == [
-            ("text", None), ("edit", first.id), ("react", first.id), ("delete", first.id)]
+            ("text", None),
+            ("edit", first.id),
+            ("react", first.id),
+            ("delete", first.id),
+        ]
 
 
-async def test_every_publish_carries_a_fresh_nonce(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_every_publish_carries_a_fresh_nonce(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with running(tmp_path) as srv:
         alice = await srv.client("alice")
         lobby = srv.channel("lobby")
@@ -196,21 +205,37 @@ async def test_configured_title_is_where_a_channel_starts(tmp_path: Path) -> Non
 async def test_store_finds_events_by_id_through_the_index(tmp_path: Path) -> None:
     store = await Store.open(tmp_path)
     try:
-        full = EncodedEvent.build(Event.core_map(
-            topic="#a@x", seq=1, sender="!b@x", time=5, body="b" * 300, kind="edit",
-            nick="N", reply_to=b"\x01" * 32, ctype="text/markdown", origin="o",
-            target=b"\x02" * 32))
-        small = EncodedEvent.build(Event.core_map(topic="#a@x", seq=2, sender="a@x", time=6,
-                                                  body=""))
-        await store.commit([StoredEvent("#a@x", seq, 5, enc.stored)
-                            for seq, enc in ((1, full), (2, small))])
+        full = EncodedEvent.build(
+            Event.core_map(
+                topic="#a@x",
+                seq=1,
+                sender="!b@x",
+                time=5,
+                body="b" * 300,
+                kind="edit",
+                nick="N",
+                reply_to=b"\x01" * 32,
+                ctype="text/markdown",
+                origin="o",
+                target=b"\x02" * 32,
+            )
+        )
+        small = EncodedEvent.build(
+            Event.core_map(topic="#a@x", seq=2, sender="a@x", time=6, body="")
+        )
+        await store.commit(
+            [StoredEvent("#a@x", seq, 5, enc.stored) for seq, enc in ((1, full), (2, small))]
+        )
         assert await store.event_by_id("#a@x", full.id) == full.stored
         assert await store.event_by_id("#a@x", small.id) == small.stored
         assert await store.event_by_id("#b@x", small.id) is None
         assert store._r is not None
-        plan = await (await store._r.execute(
-            f"EXPLAIN QUERY PLAN SELECT data FROM events WHERE {STORED_ID} = ? AND topic = ?",
-            (small.id, "#a@x"))).fetchall()
+        plan = await (
+            await store._r.execute(
+                f"EXPLAIN QUERY PLAN SELECT data FROM events WHERE {STORED_ID} = ? AND topic = ?",
+                (small.id, "#a@x"),
+            )
+        ).fetchall()
         assert "events_id" in str(plan)
     finally:
         await store.close()

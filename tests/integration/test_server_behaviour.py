@@ -53,8 +53,9 @@ async def test_slow_consumer_is_cut_off_and_others_keep_up(tmp_path: Path) -> No
         sent = 0
         # Loopback socket buffers absorb a few MB before the server's own buffer grows.
         while server.slow_consumers == 0 and sent < 20000:
-            await asyncio.gather(*(pub.publish(lobby, f"{sent + i:05d} " + "x" * 1000)
-                                   for i in range(100)))
+            await asyncio.gather(
+                *(pub.publish(lobby, f"{sent + i:05d} " + "x" * 1000) for i in range(100))
+            )
             sent += 100
             for i in range(sent - 100, sent):
                 event = await fast.next_event(5)
@@ -71,15 +72,17 @@ async def test_slow_consumer_is_cut_off_and_others_keep_up(tmp_path: Path) -> No
         assert [int(f["body"][:5]) for f in events] == list(range(len(events)))
 
 
-async def test_slow_consumer_that_never_reads_is_aborted(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_slow_consumer_that_never_reads_is_aborted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(driver_module, "SLOW_CONSUMER_GRACE", 0.2)
     overrides = {"server": {"limits": {"rate": 100000, "burst": 100000, "send_buffer": 65536}}}
     async with running(tmp_path, overrides) as srv:
         lobby = srv.channel("lobby")
         _, writer = await asyncio.open_connection(*srv.url.removeprefix("tcp://").rsplit(":", 1))
-        writer.write(encode_frame({"t": "ident", "v": 1}) + encode_frame(
-            {"t": "sub", "topic": lobby}))
+        writer.write(
+            encode_frame({"t": "ident", "v": 1}) + encode_frame({"t": "sub", "topic": lobby})
+        )
         await writer.drain()
         await asyncio.sleep(0.1)
         pub = await srv.client("!pub")
@@ -97,8 +100,9 @@ async def test_rate_limit_answers_every_request_and_consumes_nothing(tmp_path: P
         alice = await srv.client("alice")
         lobby = srv.channel("lobby")
         await alice.sub(lobby)
-        results = await asyncio.gather(*(alice.publish(lobby, f"{i}") for i in range(10)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(alice.publish(lobby, f"{i}") for i in range(10)), return_exceptions=True
+        )
         ok = [r for r in results if not isinstance(r, BaseException)]
         limited = [r for r in results if isinstance(r, errors.RateLimited)]
         # The sub that made the channel spent one of the 3 tokens (§10).
@@ -162,7 +166,8 @@ async def test_catchup_pages_fill_one_frame(tmp_path: Path) -> None:
         assert [e.seq for e in page.events] == [e.seq for e in sent[: len(page.events)]]
         latest = await reader.catchup(topic, limit=20)
         assert latest.more and [e.seq for e in latest.events] == [
-            e.seq for e in sent[-len(latest.events):]]
+            e.seq for e in sent[-len(latest.events) :]
+        ]
         pages = [e async for e in reader.history_after(topic)]
         assert [e.id for e in pages] == [e.id for e in sent]
 
@@ -188,7 +193,11 @@ async def test_direct_messages_and_presence(tmp_path: Path) -> None:
         bob = await srv.client("bob")
         online = await watcher.next_event(5)
         assert (online.kind, online.body, online.seq, online.topic) == (
-            "presence", "online", 0, "bob@test.example")
+            "presence",
+            "online",
+            0,
+            "bob@test.example",
+        )
         dm = await bob.publish(alice.id, "psst")
         assert (await alice.next_event(5)) == dm
         with pytest.raises(errors.Forbidden):

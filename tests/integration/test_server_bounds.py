@@ -77,8 +77,9 @@ async def test_a_peer_that_does_not_read_holds_at_most_the_bound(tmp_path: Path)
     """Replies count against the slow-consumer bound as they are queued, and nothing more
     is read from a peer above half of it (in-process, looking at the driver itself)."""
     bound = 65536
-    async with running(tmp_path, {"server": {"limits": {"send_buffer": bound, **FAST["server"][
-            "limits"]}}}) as srv:
+    async with running(
+        tmp_path, {"server": {"limits": {"send_buffer": bound, **FAST["server"]["limits"]}}}
+    ) as srv:
         bot = await srv.client("!bot")
         for i in range(300):
             await bot.publish(srv.channel(f"c{i:03d}-{'y' * 40}"), "x")
@@ -144,8 +145,9 @@ async def test_a_sub_that_makes_a_topic_spends_a_token(tmp_path: Path) -> None:
 
 
 async def test_limits_channels_caps_new_channels(tmp_path: Path) -> None:
-    async with running(tmp_path, {"server": {"limits": {"channels": 3, **FAST["server"][
-            "limits"]}}}) as srv:
+    async with running(
+        tmp_path, {"server": {"limits": {"channels": 3, **FAST["server"]["limits"]}}}
+    ) as srv:
         alice, bot = await srv.client("alice"), await srv.client("!bot")
         await bot.publish(srv.channel("kept"), "a channel with an event")
         await alice.sub(srv.channel("a"))
@@ -159,7 +161,9 @@ async def test_limits_channels_caps_new_channels(tmp_path: Path) -> None:
         await alice.publish(srv.channel("c"), "now it is kept")
         await alice.unsub("*")
         assert [i.topic for i in (await alice.topics()).items] == [
-            srv.channel("c"), srv.channel("kept")]
+            srv.channel("c"),
+            srv.channel("kept"),
+        ]
 
 
 async def test_direct_messages_to_unknown_ids_are_no_such_topic(tmp_path: Path) -> None:

@@ -46,8 +46,9 @@ async def test_unix_listener_is_private_by_default(tmp_path: Path) -> None:
     async with running(tmp_path, {"server": {"listen": [f"unix://{sock}"]}}) as srv:
         assert srv.url == f"unix://{sock}"
         assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
-        bot = await connect(srv.url, id="!plug@test.example",
-                            secret=await srv.token("!plug@test.example"))
+        bot = await connect(
+            srv.url, id="!plug@test.example", secret=await srv.token("!plug@test.example")
+        )
         try:
             event = await bot.publish(srv.channel("local"), "from a plugin")
             assert event.sender == "!plug@test.example"

@@ -23,21 +23,37 @@ def _sent(proto: ClientProtocol) -> list[dict[str, Any]]:
 
 
 def _welcome(rid: int) -> bytes:
-    return encode_frame({"t": "ident", "rid": rid, "v": 1, "id": "a@x", "server": "s",
-                         "limits": {"frame": 16382, "rate": 5, "burst": 20, "subs": 500}})
+    return encode_frame(
+        {
+            "t": "ident",
+            "rid": rid,
+            "v": 1,
+            "id": "a@x",
+            "server": "s",
+            "limits": {"frame": 16382, "rate": 5, "burst": 20, "subs": 500},
+        }
+    )
 
 
 def _event(seq: int, rid: int | None = None) -> bytes:
-    enc = EncodedEvent.build(Event.core_map(topic="#a@x", seq=seq, sender="b@x", time=1,
-                                            body=f"m{seq}"))
+    enc = EncodedEvent.build(
+        Event.core_map(topic="#a@x", seq=seq, sender="b@x", time=1, body=f"m{seq}")
+    )
     return frame(enc.frame_body(rid))
 
 
 def test_ident_opens_and_answers_match_requests_by_rid() -> None:
     proto = ClientProtocol()
     rid = proto.request(Ident(id="a@x", method="password", secret="pw"))
-    assert _sent(proto) == [{"t": "ident", "rid": rid, "v": 1, "id": "a@x",
-                             "auth": {"method": "password", "secret": "pw"}}]
+    assert _sent(proto) == [
+        {
+            "t": "ident",
+            "rid": rid,
+            "v": 1,
+            "id": "a@x",
+            "auth": {"method": "password", "secret": "pw"},
+        }
+    ]
     assert proto.phase is ClientPhase.IDENT
     [answer] = proto.receive(_welcome(rid))
     assert isinstance(answer, Answer) and isinstance(answer.reply, Welcome)
@@ -45,8 +61,13 @@ def test_ident_opens_and_answers_match_requests_by_rid() -> None:
     sub = proto.request(Sub(topic="#a@x"))
     pub = proto.request(Msg("#a@x", "hi", nonce="n"))
     assert sub != pub and list(proto.pending) == [sub, pub]
-    data = _event(2, rid=pub) + _event(1) + encode_frame(
-        {"t": "meta", "rid": sub, "topic": "#a@x", "seq": 0, "subscribers": 1, "history": True})
+    data = (
+        _event(2, rid=pub)
+        + _event(1)
+        + encode_frame(
+            {"t": "meta", "rid": sub, "topic": "#a@x", "seq": 0, "subscribers": 1, "history": True}
+        )
+    )
     happenings = proto.receive(data[:7]) + proto.receive(data[7:])
     assert [type(h) for h in happenings] == [Answer, Delivery, Answer]
     assert isinstance(happenings[0], Answer) and happenings[0].rid == pub
@@ -90,8 +111,9 @@ def test_errors_without_a_waiting_request_are_notices() -> None:
     rid = proto.request(Sub(topic="#a@x"))
     proto.forget(rid)
     out = proto.receive(
-        encode_frame({"t": "meta", "rid": rid, "topic": "#a@x", "seq": 0, "subscribers": 1,
-                      "history": True})
+        encode_frame(
+            {"t": "meta", "rid": rid, "topic": "#a@x", "seq": 0, "subscribers": 1, "history": True}
+        )
         + encode_frame({"t": "error", "code": "bad-message", "text": "what"})
         + frame(cbor2.dumps({"t": "bogus"}))
     )

@@ -24,8 +24,9 @@ def problems(raw: Any, tmp_path: Path) -> list[str]:
     return info.value.problems
 
 
-def test_example_config_is_valid_and_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                              ) -> None:
+def test_example_config_is_valid_and_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     secrets = tmp_path / ".config" / "bridgehost"
     secrets.mkdir(parents=True)
@@ -50,13 +51,25 @@ def test_example_config_is_valid_and_complete(tmp_path: Path, monkeypatch: pytes
 def test_every_problem_is_listed_with_its_path(tmp_path: Path) -> None:
     found = problems(
         {
-            "server": {"domain": "bad domain!", "listen": ["ftp://x", "tls://127.0.0.1:1"],
-                       "limits": {"rate": -1, "burst": "lots"}, "bogus": 1},
-            "accounts": {"libera": {"type": "irc", "host": "h", "nick": "n", "port": 70000},
-                         "odd": {"type": "xmpp"}},
-            "bridges": [{"channel": "#x@bad", "links": [
-                {"account": "libra", "target": "#x"},
-                {"account": "libera", "target": "no-hash", "direction": "sideways"}]}],
+            "server": {
+                "domain": "bad domain!",
+                "listen": ["ftp://x", "tls://127.0.0.1:1"],
+                "limits": {"rate": -1, "burst": "lots"},
+                "bogus": 1,
+            },
+            "accounts": {
+                "libera": {"type": "irc", "host": "h", "nick": "n", "port": 70000},
+                "odd": {"type": "xmpp"},
+            },
+            "bridges": [
+                {
+                    "channel": "#x@bad",
+                    "links": [
+                        {"account": "libra", "target": "#x"},
+                        {"account": "libera", "target": "no-hash", "direction": "sideways"},
+                    ],
+                }
+            ],
             "bots": [{"plugin": "ping", "id": "ping@localhost"}],
             "extra": True,
         },
@@ -81,19 +94,34 @@ def test_every_problem_is_listed_with_its_path(tmp_path: Path) -> None:
         assert expected in text, f"missing {expected!r} in:\n{text}"
 
 
-def test_missing_secret_is_named_but_never_shown(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_secret_is_named_but_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NOPE_PASSWORD", raising=False)
     monkeypatch.setenv("SET_PASSWORD", "hunter2")
     found = problems(
-        {"accounts": {
-            "a": {"type": "irc", "host": "h", "nick": "n",
-                  "sasl": {"password": "${NOPE_PASSWORD}"}},
-            "b": {"type": "matrix", "homeserver": "ftp://h", "user_id": "@b:h",
-                  "password": "${SET_PASSWORD}"},
-            "c": {"type": "matrix", "homeserver": "https://h", "user_id": "@c:h",
-                  "password": "${file:missing.txt}"},
-        }},
+        {
+            "accounts": {
+                "a": {
+                    "type": "irc",
+                    "host": "h",
+                    "nick": "n",
+                    "sasl": {"password": "${NOPE_PASSWORD}"},
+                },
+                "b": {
+                    "type": "matrix",
+                    "homeserver": "ftp://h",
+                    "user_id": "@b:h",
+                    "password": "${SET_PASSWORD}",
+                },
+                "c": {
+                    "type": "matrix",
+                    "homeserver": "https://h",
+                    "user_id": "@c:h",
+                    "password": "${file:missing.txt}",
+                },
+            }
+        },
         tmp_path,
     )
     text = "\n".join(found)

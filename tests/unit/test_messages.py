@@ -23,8 +23,9 @@ def test_requests_parse_with_defaults() -> None:
     assert m.parse_request({"t": "topics"}) == m.Topics(offset=0, limit=100)
     assert m.parse_request({"t": "catchup", "topic": "#a@x"}) == m.Catchup("#a@x", limit=50)
     assert m.parse_request({"t": "ping"}) == m.Ping()
-    ident = m.parse_request({"t": "ident", "v": 1, "id": "a@x",
-                             "auth": {"method": "password", "secret": "hunter2"}})
+    ident = m.parse_request(
+        {"t": "ident", "v": 1, "id": "a@x", "auth": {"method": "password", "secret": "hunter2"}}
+    )
     assert ident == m.Ident(v=1, id="a@x", method="password", secret="hunter2")
     assert "hunter2" not in repr(ident)
 
@@ -81,15 +82,31 @@ def test_limit_is_capped_at_1000() -> None:
 
 
 def test_event_core_omits_absent_fields_and_plain_ctype() -> None:
-    core = ev.Event.core_map(topic="#a@x", seq=1, sender="a@x", time=5, body="hi",
-                            ctype="text/plain")
-    assert core == {"topic": "#a@x", "seq": 1, "from": "a@x", "time": 5, "kind": "text",
-                    "body": "hi"}
+    core = ev.Event.core_map(
+        topic="#a@x", seq=1, sender="a@x", time=5, body="hi", ctype="text/plain"
+    )
+    assert core == {
+        "topic": "#a@x",
+        "seq": 1,
+        "from": "a@x",
+        "time": 5,
+        "kind": "text",
+        "body": "hi",
+    }
 
 
 def test_encoded_event_frames() -> None:
-    core = ev.Event.core_map(topic="#a@x", seq=3, sender="!b@x", time=5, body="hi", nick="N",
-                            origin="irc:a/#a", reply_to=b"\x01" * 32, ctype="text/markdown")
+    core = ev.Event.core_map(
+        topic="#a@x",
+        seq=3,
+        sender="!b@x",
+        time=5,
+        body="hi",
+        nick="N",
+        origin="irc:a/#a",
+        reply_to=b"\x01" * 32,
+        ctype="text/markdown",
+    )
     enc = ev.EncodedEvent.build(core)
     assert enc.id == hashlib.sha256(cbor2.dumps(core, canonical=True)).digest()
     stored = cbor2.loads(enc.stored)
@@ -100,7 +117,11 @@ def test_encoded_event_frames() -> None:
     event = ev.Event.from_map(stored)
     assert event.expected_id() == enc.id
     assert (event.sender, event.nick, event.ctype, event.content_type) == (
-        "!b@x", "N", "text/markdown", "text/markdown")
+        "!b@x",
+        "N",
+        "text/markdown",
+        "text/markdown",
+    )
 
 
 def _from_json(value: Any) -> Any:
@@ -125,6 +146,7 @@ def test_golden_event_vectors() -> None:
 
 def _independent_canonical(value: Any) -> bytes:
     """A second, minimal canonical CBOR encoder, to check cbor2 against."""
+
     def head(major: int, n: int) -> bytes:
         if n < 24:
             return bytes([major << 5 | n])
@@ -145,8 +167,9 @@ def _independent_canonical(value: Any) -> bytes:
     if isinstance(value, list):
         return head(4, len(value)) + b"".join(_independent_canonical(v) for v in value)
     if isinstance(value, dict):
-        pairs = sorted((_independent_canonical(k), _independent_canonical(v))
-                       for k, v in value.items())
+        pairs = sorted(
+            (_independent_canonical(k), _independent_canonical(v)) for k, v in value.items()
+        )
         return head(5, len(value)) + b"".join(k + v for k, v in pairs)
     raise TypeError(value)
 
@@ -197,12 +220,24 @@ def test_request_vectors() -> None:
 def test_msg_carries_target_and_nonce() -> None:
     target = b"\x07" * 32
     req = m.parse_request(
-        {"t": "msg", "topic": "#A@x", "kind": "edit", "body": "new", "target": target,
-         "nonce": "abc"}
+        {
+            "t": "msg",
+            "topic": "#A@x",
+            "kind": "edit",
+            "body": "new",
+            "target": target,
+            "nonce": "abc",
+        }
     )
     assert req == m.Msg("#a@x", "new", kind="edit", target=target, nonce="abc")
-    assert req.to_map() == {"t": "msg", "topic": "#a@x", "body": "new", "kind": "edit",
-                            "target": target, "nonce": "abc"}
+    assert req.to_map() == {
+        "t": "msg",
+        "topic": "#a@x",
+        "body": "new",
+        "kind": "edit",
+        "target": target,
+        "nonce": "abc",
+    }
     deleted = m.parse_request({"t": "msg", "topic": "#a@x", "kind": "delete", "target": target})
     assert deleted == m.Msg("#a@x", "", kind="delete", target=target)
 
@@ -216,16 +251,31 @@ def test_event_target_is_part_of_the_id() -> None:
     assert event.target == b"\x01" * 32
     assert event.expected_id() == one.id
     assert cbor2.loads(one.stored)["target"] == b"\x01" * 32
-    plain = ev.Event.from_map(cbor2.loads(ev.EncodedEvent.build(
-        ev.Event.core_map(topic="#a@x", seq=1, sender="a@x", time=5, body="b")).stored))
+    plain = ev.Event.from_map(
+        cbor2.loads(
+            ev.EncodedEvent.build(
+                ev.Event.core_map(topic="#a@x", seq=1, sender="a@x", time=5, body="b")
+            ).stored
+        )
+    )
     assert plain.target is None
     assert "target" not in plain.to_map()
 
 
 def test_event_with_malformed_target_is_refused() -> None:
-    stored = cbor2.loads(ev.EncodedEvent.build(ev.Event.core_map(
-        topic="#a@x", seq=2, sender="a@x", time=5, body="b", kind="edit",
-        target=b"\x01" * 32)).stored)
+    stored = cbor2.loads(
+        ev.EncodedEvent.build(
+            ev.Event.core_map(
+                topic="#a@x",
+                seq=2,
+                sender="a@x",
+                time=5,
+                body="b",
+                kind="edit",
+                target=b"\x01" * 32,
+            )
+        ).stored
+    )
     stored["target"] = b"\x01" * 31
     with pytest.raises(BadMessage):
         ev.Event.from_map(stored)

@@ -24,11 +24,20 @@ uint = st.integers(0, 2**63 - 1)
 int64 = st.integers(-(2**63), 2**63 - 1)  # every integer on the wire (§10)
 
 event = st.builds(
-    ev.Event, id=id32, topic=topic, seq=uint, sender=topic, time=st.integers(-(2**40), 2**45),
-    body=text, kind=st.sampled_from(sorted(ev.KINDS)), nick=opt_text, reply_to=st.none() | id32,
-    ctype=st.none() | st.just("text/markdown"), origin=opt_text, target=st.none() | id32,
+    ev.Event,
+    id=id32,
+    topic=topic,
+    seq=uint,
+    sender=topic,
+    time=st.integers(-(2**40), 2**45),
+    body=text,
+    kind=st.sampled_from(sorted(ev.KINDS)),
+    nick=opt_text,
+    reply_to=st.none() | id32,
+    ctype=st.none() | st.just("text/markdown"),
+    origin=opt_text,
+    target=st.none() | id32,
 )
-
 
 
 def _valid_msg(*, kind: str, body: str, nick: str | None, target: bytes, **rest: Any) -> m.Msg:
@@ -37,21 +46,39 @@ def _valid_msg(*, kind: str, body: str, nick: str | None, target: bytes, **rest:
         body = body.encode()[:64].decode(errors="ignore") or "+1"
     if kind in ev.MEMBERSHIP:
         nick = nick or "someone"
-    return m.Msg(kind=kind, body=body, nick=nick,
-                 target=target if kind in ev.TARGETED else None, **rest)
+    return m.Msg(
+        kind=kind, body=body, nick=nick, target=target if kind in ev.TARGETED else None, **rest
+    )
 
 
 requests = st.one_of(
-    st.builds(m.Ident, v=st.just(1), id=st.none() | topic,
-              method=st.none(), secret=st.none(), client=opt_text, rid=rid),
+    st.builds(
+        m.Ident,
+        v=st.just(1),
+        id=st.none() | topic,
+        method=st.none(),
+        secret=st.none(),
+        client=opt_text,
+        rid=rid,
+    ),
     st.builds(m.Sub, topic=topic, rid=rid),
     st.builds(m.Unsub, topic=topic | st.just("*"), rid=rid),
-    st.builds(_valid_msg, topic=topic, body=text, kind=st.sampled_from(sorted(ev.KINDS)),
-              reply_to=st.none() | id32, ctype=st.none() | st.sampled_from(sorted(ev.CTYPES)),
-              nick=opt_text, origin=opt_text, target=id32,
-              nonce=st.none() | st.text(min_size=1, max_size=16), rid=rid),
-    st.builds(m.Topics, offset=uint, limit=st.integers(1, 1000), prefix=st.none() | st.just("#a"),
-              rid=rid),
+    st.builds(
+        _valid_msg,
+        topic=topic,
+        body=text,
+        kind=st.sampled_from(sorted(ev.KINDS)),
+        reply_to=st.none() | id32,
+        ctype=st.none() | st.sampled_from(sorted(ev.CTYPES)),
+        nick=opt_text,
+        origin=opt_text,
+        target=id32,
+        nonce=st.none() | st.text(min_size=1, max_size=16),
+        rid=rid,
+    ),
+    st.builds(
+        m.Topics, offset=uint, limit=st.integers(1, 1000), prefix=st.none() | st.just("#a"), rid=rid
+    ),
     st.builds(m.Catchup, topic=topic, after=st.none() | uint, limit=st.integers(1, 1000), rid=rid),
     st.builds(m.Catchup, topic=topic, since=st.integers(-(2**40), 2**45), rid=rid),
     st.builds(m.Ping, time=st.none() | int64, rid=rid),
@@ -60,19 +87,48 @@ requests = st.one_of(
 )
 
 replies = st.one_of(
-    st.builds(m.Welcome, id=topic, server=text, limits=st.builds(m.Limits, uint, uint, uint, uint),
-              rid=rid),
-    st.builds(m.Meta, topic=topic, seq=uint, subscribers=uint, history=st.booleans(),
-              title=opt_text, rid=rid),
+    st.builds(
+        m.Welcome,
+        id=topic,
+        server=text,
+        limits=st.builds(m.Limits, uint, uint, uint, uint),
+        rid=rid,
+    ),
+    st.builds(
+        m.Meta,
+        topic=topic,
+        seq=uint,
+        subscribers=uint,
+        history=st.booleans(),
+        title=opt_text,
+        rid=rid,
+    ),
     st.builds(m.Ok, rid=rid),
-    st.builds(m.TopicList, total=uint, offset=uint, rid=rid, items=st.lists(
-        st.builds(m.TopicInfo, topic=topic, subscribers=uint, title=opt_text), max_size=5
-    ).map(tuple)),
-    st.builds(m.History, topic=topic, status=st.sampled_from(["ok", "unavailable"]),
-              events=st.lists(event, max_size=3).map(tuple), more=st.booleans(), rid=rid),
+    st.builds(
+        m.TopicList,
+        total=uint,
+        offset=uint,
+        rid=rid,
+        items=st.lists(
+            st.builds(m.TopicInfo, topic=topic, subscribers=uint, title=opt_text), max_size=5
+        ).map(tuple),
+    ),
+    st.builds(
+        m.History,
+        topic=topic,
+        status=st.sampled_from(["ok", "unavailable"]),
+        events=st.lists(event, max_size=3).map(tuple),
+        more=st.booleans(),
+        rid=rid,
+    ),
     st.builds(m.EventFrame, event=event, rid=rid),
-    st.builds(m.Error, code=st.sampled_from(["bad-message", "rate-limited"]), text=text,
-              retry_after=st.none() | uint, rid=rid),
+    st.builds(
+        m.Error,
+        code=st.sampled_from(["bad-message", "rate-limited"]),
+        text=text,
+        retry_after=st.none() | uint,
+        rid=rid,
+    ),
 )
 
 
@@ -121,20 +177,80 @@ def test_arbitrary_bytes_never_escape_the_error_tree(data: bytes, chunk: int) ->
     _only_protocol_outcomes(data, chunk)
 
 
-keys = st.sampled_from(["t", "rid", "topic", "body", "kind", "v", "id", "auth", "limit",
-                        "after", "before", "since", "offset", "prefix", "reply_to", "nick",
-                        "origin", "ctype", "time", "events", "items", "seq", "from", "code",
-                        "limits", "subscribers", "status", "more", "total", "frame", "rate",
-                        "burst", "subs", "method", "secret", "history", "title", "text",
-                        "retry_after", "reason", "server"]) | st.text(max_size=8)
+keys = st.sampled_from(
+    [
+        "t",
+        "rid",
+        "topic",
+        "body",
+        "kind",
+        "v",
+        "id",
+        "auth",
+        "limit",
+        "after",
+        "before",
+        "since",
+        "offset",
+        "prefix",
+        "reply_to",
+        "nick",
+        "origin",
+        "ctype",
+        "time",
+        "events",
+        "items",
+        "seq",
+        "from",
+        "code",
+        "limits",
+        "subscribers",
+        "status",
+        "more",
+        "total",
+        "frame",
+        "rate",
+        "burst",
+        "subs",
+        "method",
+        "secret",
+        "history",
+        "title",
+        "text",
+        "retry_after",
+        "reason",
+        "server",
+    ]
+) | st.text(max_size=8)
 cbor_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.text(max_size=20)
-    | st.binary(min_size=0, max_size=40) | st.binary(min_size=32, max_size=32),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64)
+    | st.text(max_size=20)
+    | st.binary(min_size=0, max_size=40)
+    | st.binary(min_size=32, max_size=32),
     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(keys, kids, max_size=6),
     max_leaves=24,
 )
-types = st.sampled_from(["ident", "sub", "unsub", "msg", "topics", "catchup", "ping", "pong",
-                         "bye", "meta", "ok", "history", "event", "error", "x"])
+types = st.sampled_from(
+    [
+        "ident",
+        "sub",
+        "unsub",
+        "msg",
+        "topics",
+        "catchup",
+        "ping",
+        "pong",
+        "bye",
+        "meta",
+        "ok",
+        "history",
+        "event",
+        "error",
+        "x",
+    ]
+)
 
 
 @settings(max_examples=600, deadline=1000)
@@ -165,8 +281,18 @@ def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
     return copy
 
 
-_EVENT = ev.Event(id=b"\x01" * 32, topic="#a@x", seq=1, sender="!b@x", time=1, body="b",
-                 nick="n", reply_to=b"\x02" * 32, ctype="text/markdown", origin="o")
+_EVENT = ev.Event(
+    id=b"\x01" * 32,
+    topic="#a@x",
+    seq=1,
+    sender="!b@x",
+    time=1,
+    body="b",
+    nick="n",
+    reply_to=b"\x02" * 32,
+    ctype="text/markdown",
+    origin="o",
+)
 TEMPLATES = [
     msg.to_map()
     for msg in [
@@ -177,8 +303,16 @@ TEMPLATES = [
         m.EventFrame(event=_EVENT, rid=6),
         m.Error(code="rate-limited", text="slow", retry_after=30, rid=7),
         m.Ident(v=1, id="a@x", method="password", secret="s", client="c", rid=8),
-        m.Msg("#a@x", "b", kind="action", reply_to=b"\x03" * 32, ctype="text/markdown",
-              nick="n", origin="o", rid=9),
+        m.Msg(
+            "#a@x",
+            "b",
+            kind="action",
+            reply_to=b"\x03" * 32,
+            ctype="text/markdown",
+            nick="n",
+            origin="o",
+            rid=9,
+        ),
         m.Catchup("#a@x", before=5, limit=10, rid=10),
         m.Topics(offset=1, limit=2, prefix="#a", rid=11),
     ]

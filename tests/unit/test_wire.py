@@ -36,8 +36,9 @@ def test_frames_split_across_feeds_and_coalesced_in_one_feed() -> None:
     assert dec.buffered == 3
 
 
-@pytest.mark.parametrize("header", [b"\x00\x00", (wire.MAX_FRAME + 1).to_bytes(2, "little"),
-                                    b"\xff\xff"])
+@pytest.mark.parametrize(
+    "header", [b"\x00\x00", (wire.MAX_FRAME + 1).to_bytes(2, "little"), b"\xff\xff"]
+)
 def test_bad_header_is_fatal_without_waiting_for_a_body(header: bytes) -> None:
     dec = FrameDecoder()
     good = wire.encode_frame({"t": "ping"})
