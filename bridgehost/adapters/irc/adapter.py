@@ -34,7 +34,7 @@ from ..state import LinkState, State
 from .config import IrcAccount
 from .connection import IrcConnection, RegistrationFailed
 from .flood import flood_bucket
-from .protocol import fold, nick_candidates
+from .protocol import LineKind, fold, nick_candidates
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class _Incoming:
     link: _Link
     nick: str
     body: str
-    kind: str
+    kind: LineKind
     ctype: str | None
     received: float
     """When the line arrived (monotonic), for the link's inbound latency."""
@@ -75,6 +75,11 @@ class _Incoming:
 class RegistrationRefused(Fatal):
     """The server refused our credentials (SASL, PASS, K-line): retrying cannot
     help until the config changes, so the adapter stops and says so once."""
+
+
+def line_kind(kind: str) -> LineKind:
+    """How a Scalar event of `kind` goes out on IRC."""
+    return "action" if kind == "action" else "notice" if kind == "notice" else "text"
 
 
 def sender_nick(event: Event) -> str:
@@ -218,7 +223,7 @@ class IrcAdapter:
 
     # --- listener callbacks (from the connection, in the event loop) -----------------------
 
-    def on_message(self, channel: str, nick: str, text: str, kind: str) -> None:
+    def on_message(self, channel: str, nick: str, text: str, kind: LineKind) -> None:
         lk = self.links.get(fold(channel))
         if lk is None or not lk.link.inbound:
             return
@@ -291,7 +296,7 @@ class IrcAdapter:
                 return lk.joined.is_set() and current()
 
             lines = self.render(lk, event).lines
-            kind = event.kind if event.kind in ("action", "notice") else "text"
+            kind = line_kind(event.kind)
             while lk.sent < len(lines) and current():
                 await lk.joined.wait()
                 conn = self.conn

@@ -30,6 +30,7 @@ from .protocol import (
     NICK_ERRORS,
     SASL_FAILURES,
     WANTED_CAPS,
+    LineKind,
     fold,
     nick_candidates,
     sasl_plain_chunks,
@@ -52,7 +53,7 @@ class RegistrationFailed(Exception):
 class Listener(Protocol):
     """What the adapter hears from a connection (called in the event loop)."""
 
-    def on_message(self, channel: str, nick: str, text: str, kind: str) -> None: ...
+    def on_message(self, channel: str, nick: str, text: str, kind: LineKind) -> None: ...
 
     def on_joined(self, channel: str) -> None: ...
 
@@ -313,7 +314,9 @@ class IrcConnection:
             await self._acked.wait()
         return still() and self.alive and self.write(line, secret=secret, paced=True)
 
-    async def say(self, kind: str, target: str, text: str, *, still: Callable[[], bool]) -> bool:
+    async def say(
+        self, kind: LineKind, target: str, text: str, *, still: Callable[[], bool]
+    ) -> bool:
         if kind == "action":
             return await self.paced(f"PRIVMSG {target} :\x01ACTION {text}\x01", still=still)
         command = "NOTICE" if kind == "notice" else "PRIVMSG"
@@ -481,7 +484,7 @@ class IrcConnection:
         nick = NickMask(source).nick if source else ""
         if not source or "!" not in str(source) or self.is_me(nick) or not is_channel(target):
             return  # server notices, our own echoes, private messages
-        kind = "notice" if command == "notice" else "text"
+        kind: LineKind = "notice" if command == "notice" else "text"
         if text.startswith("\x01"):
             tag, _, rest = text[1:].removesuffix("\x01").partition(" ")
             if tag.upper() != "ACTION" or kind == "notice":

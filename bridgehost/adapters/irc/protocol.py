@@ -4,8 +4,12 @@ payload, nick fallbacks, and which numerics mean what (pure, no I/O)."""
 from __future__ import annotations
 
 import base64
+from typing import Literal
 
 from irc.events import Command
+
+LineKind = Literal["text", "action", "notice"]
+"""What an IRC chat line is: PRIVMSG, CTCP ACTION, or NOTICE."""
 
 JOIN_ERRORS = {
     str(Command.lookup(code)): code
