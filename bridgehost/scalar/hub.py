@@ -71,6 +71,8 @@ class Prepared:
     nonce: str | None = None
     title: str | None = None
     """The channel's new title when this is a `topic` event (§11)."""
+    seq: int = 0
+    """The seq the event was built with: the topic's next when it was prepared."""
 
 
 @dataclass(slots=True)
@@ -218,7 +220,7 @@ class Hub:
         now = self.clock.now_ms()
         core = Event.core_map(
             topic=topic.name,
-            seq=topic.assigned + 1,
+            seq=topic.assigned + 1,  # the same below
             sender=sender,
             time=now,
             body=msg.body,
@@ -231,7 +233,8 @@ class Hub:
         )
         event = EncodedEvent.build(core)
         title = msg.body if msg.kind == "topic" else None
-        return Prepared(topic, event, now, event.frame_body(rid), sender, msg.nonce, title)
+        seq = topic.assigned + 1
+        return Prepared(topic, event, now, event.frame_body(rid), sender, msg.nonce, title, seq)
 
     @property
     def backlog_full(self) -> bool:
@@ -249,9 +252,14 @@ class Hub:
         Call right after `prepare`, with no await in between: the seq is the topic's.
         """
         topic = prepared.topic
+        if prepared.seq != topic.assigned + 1:
+            raise RuntimeError(
+                f"{topic.name}: seq {prepared.seq} was prepared, next is now "
+                f"{topic.assigned + 1} (an await between prepare and publish?)"
+            )
         event = StoredEvent(
             topic.name,
-            topic.assigned + 1,
+            prepared.seq,
             prepared.time,
             prepared.event.stored,
             prepared.sender,

@@ -117,11 +117,15 @@ class GroupCommit:
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
-    async def close(self) -> None:
-        """Settle everything added so far, then stop the writer."""
+    async def close(self, timeout: float = 30.0) -> None:
+        """Settle everything added so far (waiting at most `timeout` seconds for a stuck
+        disk; what is still unwritten then fails), then stop the writer."""
         if self._writer is None:
             return
-        await self.flush()
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except TimeoutError:
+            log.error("history commits stuck for %.0f s: %d event(s) fail", timeout, self.backlog)
         self._writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer

@@ -163,7 +163,8 @@ class ScalarServer:
             srv.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        await self.hub.flush()  # publishers get their echoes before the bye
+        with contextlib.suppress(TimeoutError):  # publishers get their echoes before the bye
+            await asyncio.wait_for(self.hub.flush(), 10)
         for driver in list(self.connections):
             driver.session.bye(reason)
         if self._flush_scheduled:

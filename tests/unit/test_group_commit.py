@@ -190,3 +190,17 @@ async def test_a_writer_that_stops_mid_commit_fails_what_it_held_and_wakes_every
     assert log.settled == [("#a", 1, False), ("#a", 2, False)]
     with pytest.raises(RuntimeError):
         commits.add(log.pending("#a", 3))
+
+
+async def test_a_prepared_event_whose_seq_went_to_another_is_refused() -> None:
+    hub = await hub_with(FaultyJournal(MemoryJournal()))
+    alice = FakePeer("alice@x.example")
+    room = "#room@x.example"
+    first = hub.prepare(alice.id, Msg(topic=room, body="one"), None)
+    second = hub.prepare(alice.id, Msg(topic=room, body="two"), None)  # the same seq: 1
+    hub.publish(alice, first, lambda _: None)
+    with pytest.raises(RuntimeError, match="prepare and publish"):
+        hub.publish(alice, second, lambda _: None)
+    await hub.flush()
+    assert hub.topics[room].seq == 1
+    await hub.close()
