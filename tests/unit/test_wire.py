@@ -127,3 +127,12 @@ def test_canonical_orders_shorter_keys_first_then_bytewise() -> None:
     assert data.hex() == "a3616102616" + "3a2617902627a7a01" + "62626201"
     assert list(cbor2.loads(data)) == ["a", "c", "bb"]
     assert list(cbor2.loads(data)["c"]) == ["y", "zz"]
+
+
+@pytest.mark.parametrize("topic", ["#a@x", "#" + "b" * 200 + "@x.example"])
+@pytest.mark.parametrize("body", ["", "y" * 300, "z" * 16000])
+def test_lone_history_size_is_the_size_of_that_history_frame(topic: str, body: str) -> None:
+    event = cbor2.dumps({"id": b"\0" * 32, "topic": topic, "body": body})
+    frame = {"t": "history", "rid": 2**32 - 1, "topic": topic, "status": "ok", "more": False,
+             "events": [cbor2.loads(event)]}
+    assert wire.lone_history_size(topic, event) == len(cbor2.dumps(frame))
