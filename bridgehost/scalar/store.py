@@ -18,8 +18,10 @@ import contextlib
 import fcntl
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -167,6 +169,9 @@ class Store:
         self.commit_latency = Histogram()
         """Seconds per `commit()` (one batch), read by the web side's /metrics."""
         self._owner: OwnerLock | None = None
+        self._commits: ThreadPoolExecutor | None = None
+        """The one thread events are committed on (with `_events_db`)."""
+        self._events_db: sqlite3.Connection | None = None
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -208,6 +213,17 @@ class Store:
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
         self._r = await self._connect()
+        self._commits = ThreadPoolExecutor(1, thread_name_prefix="store-commit")
+        loop = asyncio.get_running_loop()
+        self._events_db = await loop.run_in_executor(self._commits, self._connect_events)
+
+    def _connect_events(self) -> sqlite3.Connection:
+        """The commit thread's connection (autocommit mode: transactions are explicit)."""
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self._sync}")
+        db.execute("PRAGMA busy_timeout=10000")
+        return db
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level="DEFERRED")
@@ -253,7 +269,18 @@ class Store:
             return
         async with self._lock:
             w, r, self._w, self._r = self._w, self._r, None, None
+            commits, events_db, self._commits, self._events_db = (
+                self._commits,
+                self._events_db,
+                None,
+                None,
+            )
             try:
+                if commits is not None:
+                    if events_db is not None:
+                        loop = asyncio.get_running_loop()
+                        await loop.run_in_executor(commits, events_db.close)
+                    commits.shutdown(wait=True)
                 if r is not None:
                     await r.close()
                 await w.close()
@@ -265,25 +292,31 @@ class Store:
     async def commit(self, events: Sequence[StoredEvent]) -> None:
         """Write one batch in one transaction (the `Journal` contract): events (when
         history is kept), each topic's last seq and new title, nonces. On any failure
-        nothing of it stays, and the error is raised."""
+        nothing of it stays, and the error is raised.
+
+        The batch goes to the commit thread in one hop, with its own connection, so a
+        commit costs one round trip off the event loop, not one per statement."""
+        if self._commits is None or self._events_db is None:
+            raise StoreError("the store is closed")
         started = time.monotonic()
-        async with self._lock:
-            db = self._w
-            if db is None:
-                raise StoreError("the store is closed")
-            try:
-                await self._write(db, events)
-                await db.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await db.rollback()
-                raise
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._commits, self._commit_in_thread, self._events_db, events)
         self.batches += 1
         self.commit_latency.observe(time.monotonic() - started)
 
-    async def _write(self, db: aiosqlite.Connection, events: Sequence[StoredEvent]) -> None:
+    def _commit_in_thread(self, db: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._write(db, events)
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+
+    def _write(self, db: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
         if self.keep > 0:
-            await db.executemany(
+            db.executemany(
                 "INSERT INTO events(topic, seq, time, data) VALUES(?, ?, ?, ?)",
                 [(e.topic, e.seq, e.time, e.data) for e in events],
             )
@@ -293,35 +326,33 @@ class Store:
             seqs[e.topic] = max(e.seq, seqs.get(e.topic, 0))
             if e.title is not None:
                 titles[e.topic] = e.title
-        await db.executemany(
+        db.executemany(
             "INSERT INTO topics(topic, seq) VALUES(?, ?) "
             "ON CONFLICT(topic) DO UPDATE SET seq = max(seq, excluded.seq)",
             list(seqs.items()),
         )
         if titles:
-            await db.executemany(
+            db.executemany(
                 "UPDATE topics SET title = ? WHERE topic = ?",
                 [(title, topic) for topic, title in titles.items()],
             )
-        await self._remember_nonces(db, events)
+        self._remember_nonces(db, events)
         for e in events:
             self._since_trim[e.topic] = self._since_trim.get(e.topic, 0) + 1
         slack = max(self.keep // 10, 100)
         for topic in [t for t, n in self._since_trim.items() if n >= slack]:
             del self._since_trim[topic]  # (a failed commit only makes a trim come early)
-            await db.execute(
+            db.execute(
                 "DELETE FROM events WHERE topic = ? AND seq <= (SELECT seq FROM events "
                 "WHERE topic = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
                 (topic, topic, self.keep),
             )
 
-    async def _remember_nonces(
-        self, db: aiosqlite.Connection, events: Sequence[StoredEvent]
-    ) -> None:
+    def _remember_nonces(self, db: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
         rows = [(e.sender, e.nonce, e.time, e.topic, e.seq) for e in events if e.nonce]
         if not rows:
             return
-        await db.executemany(
+        db.executemany(
             "INSERT OR IGNORE INTO nonces(sender, nonce, time, topic, seq) VALUES(?, ?, ?, ?, ?)",
             rows,
         )
@@ -329,7 +360,7 @@ class Store:
         if self._nonces_since_prune >= 1000:
             self._nonces_since_prune = 0
             newest = max(r[2] for r in rows)
-            await db.execute("DELETE FROM nonces WHERE time < ?", (newest - NONCE_TTL_MS,))
+            db.execute("DELETE FROM nonces WHERE time < ?", (newest - NONCE_TTL_MS,))
 
     # --- topics --------------------------------------------------------------
 
