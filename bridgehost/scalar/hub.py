@@ -252,7 +252,7 @@ class Hub:
         Call right after `prepare`, with no await in between: the seq is the topic's.
         """
         topic = prepared.topic
-        if prepared.seq != topic.assigned + 1:
+        if prepared.seq != topic.assigned + 1 or self.topics.get(topic.name, topic) is not topic:
             raise RuntimeError(
                 f"{topic.name}: seq {prepared.seq} was prepared, next is now "
                 f"{topic.assigned + 1} (an await between prepare and publish?)"
