@@ -133,6 +133,12 @@ def test_canonical_orders_shorter_keys_first_then_bytewise() -> None:
 @pytest.mark.parametrize("body", ["", "y" * 300, "z" * 16000])
 def test_lone_history_size_is_the_size_of_that_history_frame(topic: str, body: str) -> None:
     event = cbor2.dumps({"id": b"\0" * 32, "topic": topic, "body": body})
-    frame = {"t": "history", "rid": 2**32 - 1, "topic": topic, "status": "ok", "more": False,
-             "events": [cbor2.loads(event)]}
+    frame = {
+        "t": "history",
+        "rid": 2**32 - 1,
+        "topic": topic,
+        "status": "ok",
+        "more": False,
+        "events": [cbor2.loads(event)],
+    }
     assert wire.lone_history_size(topic, event) == len(cbor2.dumps(frame))
