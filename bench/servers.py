@@ -129,11 +129,14 @@ def launch_bridgehost(
 def start_bridgehost(
     work: Path, cpus: frozenset[int] | None, tree: Path | None = None, kind: str = "bridgehost"
 ) -> Server:
+    # all generator connections come from 127.0.0.1: lift the per-address limit (a key
+    # older trees, run with `tree`, do not know)
+    per_address = "" if tree else ", connections_per_address: 20000"
     proc, port, token, log = launch_bridgehost(
         work,
         "  guests: true\n"
         "  history: {keep: 10000}\n"
-        "  limits: {connections: 20000, send_buffer: 67108864}\n",
+        f"  limits: {{connections: 20000, send_buffer: 67108864{per_address}}}\n",
         cpus=cpus,
         tree=tree,
     )
