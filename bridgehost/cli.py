@@ -135,9 +135,11 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
 async def _authenticator(config: Config) -> AsyncIterator[Authenticator]:
     """Credentials in the data dir, for commands that run beside (or without) the server."""
     store = await Store.open(config.server.data_dir, keep=config.server.history_keep)
+    auth = Authenticator(store, config.server.domain)
     try:
-        yield Authenticator(store, config.server.domain)
+        yield auth
     finally:
+        auth.close()
         await store.close()
 
 
@@ -189,7 +191,12 @@ def cmd_token_list(config: Config, args: argparse.Namespace) -> int:
     tokens = _run_loop(listing())
     for t in tokens:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(t.created / 1000))
-        print(f"{t.id}  {t.user}  {created}  {t.label}")
+        used = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(t.last_used / 1000))
+            if t.last_used
+            else "never used      "
+        )
+        print(f"{t.id}  {t.user}  {created}  {used}  {t.label}")
     if not tokens:
         print("no user tokens", file=sys.stderr)
     return EXIT_OK

@@ -172,6 +172,7 @@ class ScalarServer:
         await self.tasks.wait(timeout=5)
         await self.tasks.close()
         await self.hub.close()
+        self.auth.close()
         for driver in list(self.connections):
             driver.sink.abort()
         for srv in self.listeners:

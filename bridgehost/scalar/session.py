@@ -301,23 +301,23 @@ class Session:
                 raise AuthFailed("authentication failed", rid=req.rid)
             self.reserved = True
             return self.preauth
-        limiter = self.s.failed_idents.bucket(self.conn.remote)
-        wait = limiter.wait_ms()
-        if wait:
-            raise RateLimited("too many failed idents", rid=req.rid, retry_after=wait)
+        attempt = self.s.failed_idents.attempt(self.conn.remote, req.rid)
+        ok = False
         try:
             if parsed is None:
                 if not settings.guests:
                     raise AuthFailed("authentication failed")
-                self.guest = True
+                ok, self.guest = True, True
                 return f"guest-{_random_hex()}@{settings.domain}"
             if parsed.kind is Kind.CHANNEL or parsed.domain != settings.domain:
                 raise AuthFailed("authentication failed")
-            await self.s.auth.verify(str(parsed), req.method, req.secret)
+            await self.s.auth.verify(str(parsed), req.method, req.secret, attempt)
+            ok = True
         except AuthFailed:
-            limiter.take()
             self.s.counters.failed_idents += 1
             raise AuthFailed("authentication failed", rid=req.rid) from None
+        finally:  # a lost connection or an internal error costs like a failure
+            attempt.succeeded() if ok else attempt.failed()
         self.reserved = parsed.kind is Kind.RESERVED
         return str(parsed)
 

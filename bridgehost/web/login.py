@@ -19,7 +19,7 @@ from aiohttp import web
 
 from ..scalar import ids
 from ..scalar.auth import TOKEN_PREFIX
-from ..scalar.errors import AuthFailed, ScalarError
+from ..scalar.errors import AuthFailed, RateLimited, ScalarError
 from ..scalar.ids import Kind
 from .context import CONTEXT, WebContext
 from .origin import check_origin
@@ -62,24 +62,34 @@ async def login(request: web.Request) -> web.Response:
     server = ctx.server
     domain = server.settings.domain
     remote = request.remote or "?"
-    limiter = server.shared.failed_idents.bucket(remote)
-    wait = limiter.wait_ms()
-    if wait:
+    try:  # the failed-ident allowance of the address, as for ident (§10)
+        attempt = server.shared.failed_idents.attempt(remote)
+    except RateLimited as exc:
         server.shared.counters.rate_limited += 1
-        seconds = max(1, round(wait / 1000))
+        seconds = max(1, round(exc.retry_after / 1000))
         return _answer(
-            429, error=f"too many failed logins: try again in {seconds} s", retry_after=wait
+            429,
+            error=f"too many failed logins: try again in {seconds} s",
+            retry_after=exc.retry_after,
         )
     try:
         ident = ids.parse(name if "@" in name else f"{name}@{domain}")
         if ident.kind is not Kind.USER or ident.domain != domain:
             raise AuthFailed("not a user of this server")
-        await server.auth.verify(str(ident), "password", password)
+        await server.auth.verify(str(ident), "password", password, attempt)
+    except RateLimited as exc:
+        attempt.failed()
+        server.shared.counters.rate_limited += 1
+        return _answer(429, error="too many failed logins", retry_after=exc.retry_after)
     except (AuthFailed, ScalarError):
-        limiter.take()
+        attempt.failed()
         server.shared.counters.failed_idents += 1
         log.info("browser login refused from %s", remote)
         return _answer(401, error="wrong user or password")
+    except BaseException:
+        attempt.failed()
+        raise
+    attempt.succeeded()
     token = await server.auth.issue_user_token(str(ident), label)
     log.info("browser login of %s from %s", ident, remote)
     return _answer(200, id=str(ident), token=token)
