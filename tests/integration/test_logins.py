@@ -4,6 +4,8 @@ old password hashes upgraded, and a crowd of users reconnecting after a restart.
 import asyncio
 import base64
 import hashlib
+import json
+import os
 import sys
 import time
 from collections import Counter
@@ -13,7 +15,7 @@ import pytest
 
 from bridgehost.scalar import errors
 from bridgehost.scalar.auth import Authenticator
-from bridgehost.scalar.client import Client, connect
+from bridgehost.scalar.client import connect
 from bridgehost.scalar.store import Store
 from bridgehost.testing import running
 
@@ -97,9 +99,13 @@ async def test_user_tokens_note_when_they_were_last_used(tmp_path: Path) -> None
 PINGER = Path(__file__).with_name("pinger.py")
 
 
-async def _storm(proc: BridgehostProcess, users: list[str]) -> tuple[float, list[float], int]:
-    """300 clients of 30 users ident at once while a pinger in its own process pings:
-    (seconds until all were in, ping round trips in ms, failures)."""
+STORM = Path(__file__).with_name("login_storm.py")
+
+
+async def _storm(proc: BridgehostProcess) -> tuple[float, list[float], int]:
+    """300 clients of 30 users ident at once (a niced process of their own) while a
+    pinger in another process pings: (seconds until all were in, ping round trips in
+    ms, failures)."""
     pinger = await asyncio.create_subprocess_exec(
         sys.executable, str(PINGER), "127.0.0.1", str(proc.port),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -107,22 +113,17 @@ async def _storm(proc: BridgehostProcess, users: list[str]) -> tuple[float, list
     assert pinger.stdout is not None
     assert (await asyncio.wait_for(pinger.stdout.readline(), 10)).strip() == b"ready"
     await asyncio.sleep(0.3)
-    started = time.monotonic()
-    results = await asyncio.gather(
-        *(
-            connect(proc.url, id=users[i % 30], secret=f"password {i % 30}", timeout=30)
-            for i in range(300)
-        ),
-        return_exceptions=True,
+    storm = await asyncio.create_subprocess_exec(
+        sys.executable, str(STORM), proc.url, "300", "30",
+        stdout=asyncio.subprocess.PIPE, preexec_fn=lambda: os.nice(10),
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )
-    elapsed = time.monotonic() - started
+    out, _ = await asyncio.wait_for(storm.communicate(), 60)
+    result = json.loads(out)
     await asyncio.sleep(0.2)
-    out, _ = await asyncio.wait_for(pinger.communicate(b""), 10)
-    for r in results:
-        if isinstance(r, Client):
-            await r.close()
-    failures = sum(not isinstance(r, Client) for r in results)
-    return elapsed, [float(x) for x in out.split()], failures
+    pings, _ = await asyncio.wait_for(pinger.communicate(b""), 10)
+    assert not result["failures"], result["failures"]
+    return result["elapsed"], [float(x) for x in pings.split()], result["failed"]
 
 
 @pytest.mark.slow
@@ -136,7 +137,8 @@ async def test_300_clients_of_30_users_reconnect_at_once(tmp_path: Path) -> None
     config = {"server": {"limits": {"connections_per_address": 1000}}}
     store = await Store.open(tmp_path / "data")
     auth = Authenticator(store, "test.example")
-    users = [await auth.add_user(f"user{i}", f"password {i}", 0) for i in range(30)]
+    for i in range(30):
+        await auth.add_user(f"user{i}", f"password {i}", 0)
     auth.close()
     await store.close()
     runs = []
@@ -144,7 +146,7 @@ async def test_300_clients_of_30_users_reconnect_at_once(tmp_path: Path) -> None
         proc = BridgehostProcess(tmp_path, config)
         proc.start()
         try:
-            elapsed, rtts, failures = await _storm(proc, users)
+            elapsed, rtts, failures = await _storm(proc)
         finally:
             proc.stop()
         runs.append(
@@ -154,5 +156,6 @@ async def test_300_clients_of_30_users_reconnect_at_once(tmp_path: Path) -> None
         assert failures == 0, runs
         assert len(rtts) >= 10, runs
         if elapsed < 5 and max(rtts) < 100:
+            print("300 idents:", runs[-1])
             return
     raise AssertionError(f"300 idents: not within 5 s with pings under 100 ms: {runs}")
