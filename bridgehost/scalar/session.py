@@ -19,7 +19,6 @@ import cbor2
 
 from ..runtime import TokenBucket
 from . import ids, messages
-from .auth import Authenticator
 from .errors import (
     AuthFailed,
     BadFrame,
@@ -36,7 +35,7 @@ from .errors import (
 from .events import EDITABLE, MAX_TITLE, MEMBERSHIP, EncodedEvent, Event
 from .hub import Hub, Publication
 from .ids import Kind
-from .logins import AddressLimiter
+from .logins import AddressLimiter, Attempt
 from .messages import (
     Bye,
     Catchup,
@@ -80,6 +79,23 @@ class Conn(Protocol):
         """Flush what was pushed, then close."""
 
 
+class Credentials(Protocol):
+    """What a session asks of the credential store (`auth.Authenticator` in a server)."""
+
+    async def verify(
+        self,
+        ident: str,
+        method: str | None,
+        secret: str | None,
+        attempt: Attempt | None = None,
+    ) -> None:
+        """Return if `secret` proves `ident` (normalised), else raise `AuthFailed`; a check
+        that has to hash holds a token of `attempt` while it runs."""
+
+    async def knows(self, ident: str) -> bool:
+        """Whether a user or reserved ID has credentials here (for direct messages)."""
+
+
 Extension = Callable[[str, CborMap], Awaitable[CborMap]]
 """A request type one session serves beside §5 (a plugin's `status`, docs/plugins.md):
 called with the session's ID and the request once the session is open; returns the
@@ -100,7 +116,7 @@ class Shared:
 
     settings: ServerSettings
     hub: Hub
-    auth: Authenticator
+    auth: Credentials
     clock: Clock
     failed_idents: AddressLimiter
     counters: Counters = field(default_factory=Counters)
