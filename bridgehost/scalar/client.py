@@ -20,7 +20,9 @@ Every publish carries a nonce. With `reconnect=` a lost connection is dialled
 again with backoff: the client identifies again, re-subscribes, and re-sends
 every unanswered request (publishes with their nonce, so the server
 publishes each exactly once); callers awaiting a reply just wait longer, and
-`async for` goes on. Without it, a lost connection ends the client.
+`async for` goes on, first with what its topics got while it was away
+(fetched with `catchup`, each event once, in order; continuity.py), then live.
+Without it, a lost connection ends the client.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from typing import Any
 from ..runtime import Backoff, TaskSet
 from . import messages
 from .client_protocol import Answer, ClientPhase, Closed, Delivery, Notice
+from .continuity import Continuity
 from .dial import DEFAULT_PORT, Dial, Endpoint, Wire, dial_socket, dial_url
 from .errors import (
     AuthFailed,
@@ -182,6 +185,7 @@ class Client:
         self._changed = asyncio.Event()
         self._subs: dict[str, None] = {}
         """Topics to subscribe to again after a reconnect, in the order first asked."""
+        self._continuity = Continuity()
         self._tasks = TaskSet("scalar-client")
         self.id = ""
         self.server = ""
@@ -252,10 +256,19 @@ class Client:
     def _resubscribe(self, topic: str) -> None:
         future: asyncio.Future[messages.Reply] = asyncio.get_running_loop().create_future()
 
+        filling = self._continuity.hold(topic)
+
         def check(f: asyncio.Future[messages.Reply]) -> None:
             reply = None if f.cancelled() or f.exception() else f.result()
             if isinstance(reply, Error):
                 log.warning("could not subscribe to %s again: %s", topic, reply.code)
+            if not filling:
+                return
+            after = self._continuity.seen(topic)
+            if isinstance(reply, Meta) and reply.history and reply.seq > after > 0:
+                self._tasks.spawn(self._fill(topic, after), name=f"scalar-fill-{topic}")
+            else:
+                self._hand_over(topic, [])
 
         future.add_done_callback(check)
         key = next(self._keys)
@@ -263,6 +276,23 @@ class Client:
         future.add_done_callback(lambda _: self._outstanding.pop(key, None))
         assert self._wire is not None
         self._send(self._wire, key, entry)
+
+    async def _fill(self, topic: str, after: int) -> None:
+        """Fetch what `topic` got while we were away, then hand it over before the live
+        events held meanwhile."""
+        missed: list[Event] = []
+        try:
+            async for event in self.history_after(topic, after):
+                missed.append(event)
+        except ScalarError as exc:
+            log.warning("could not fetch what %s got while we were away: %s", topic, exc)
+        finally:
+            self._hand_over(topic, missed)
+
+    def _hand_over(self, topic: str, missed: list[Event]) -> None:
+        self._events.extend(self._continuity.release(topic, missed))
+        self._changed.set()
+        self._update_reading()
 
     def _send(self, wire: Wire, key: int, o: _Outstanding) -> None:
         o.rid = wire.proto.request(o.msg)
@@ -370,8 +400,9 @@ class Client:
             if isinstance(happening, Answer):
                 self._answered(wire, happening)
             elif isinstance(happening, Delivery):
-                self._events.append(happening.event)
-                self._changed.set()
+                if self._continuity.live(happening.event):
+                    self._events.append(happening.event)
+                    self._changed.set()
             elif isinstance(happening, Notice):
                 log.warning("server error: %s: %s", happening.error.code, happening.error.text)
                 self.errors.append(happening.error)
@@ -389,6 +420,8 @@ class Client:
             return
         key = wire.by_rid.pop(answer.rid, None)
         entry = None if key is None else self._outstanding.pop(key, None)
+        if isinstance(answer.reply, EventFrame) and isinstance(answer.request, Msg):
+            self._continuity.note(answer.reply.event, echo=True)
         if entry is not None and not entry.future.done():
             entry.future.set_result(answer.reply)
 

@@ -145,6 +145,30 @@ async def test_a_reconnected_subscriber_goes_on_receiving(tmp_path: Path) -> Non
         assert [e async for e in bob] == []
 
 
+async def test_a_reconnected_subscriber_gets_what_it_missed_once_in_order(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, FAST) as srv, _through_proxy(srv) as (proxy, url):
+        lobby = srv.channel("lobby")
+        bob = await connect(url, reconnect=Backoff(0.5, 1.0, jitter=False))
+        await bob.sub(lobby)
+        pub = await srv.client("!pub")
+        sent = [await pub.publish(lobby, f"m{i:02d}") for i in range(5)]
+        for _ in range(5):
+            await bob.next_event(5)
+        proxy.cut()
+        await _until(lambda: not bob.connected)
+        sent += [await pub.publish(lobby, f"m{i:02d}") for i in range(5, 25)]  # while away
+        await _until(lambda: bob.connected, timeout=10)
+        sent += [await pub.publish(lobby, f"m{i:02d}") for i in range(25, 30)]  # live
+        got = [await bob.next_event(5) for _ in range(25)]
+        assert [e.body for e in got] == [e.body for e in sent[5:]]
+        assert [e.seq for e in got] == list(range(6, 31))
+        with pytest.raises(TimeoutError):
+            await bob.next_event(0.3)  # nothing twice
+        await bob.close()
+
+
 async def test_a_client_rides_out_a_server_crash(tmp_path: Path) -> None:
     """kill -9 mid-stream: the publishes the old server committed but never answered
     are found again by nonce after its restart, the rest are published once."""

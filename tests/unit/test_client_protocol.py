@@ -13,6 +13,7 @@ from bridgehost.scalar.client_protocol import (
     Delivery,
     Notice,
 )
+from bridgehost.scalar.continuity import Continuity
 from bridgehost.scalar.events import EncodedEvent, Event
 from bridgehost.scalar.messages import Ident, Msg, Ping, Sub, Welcome
 from bridgehost.scalar.wire import FrameDecoder, encode_frame, frame
@@ -134,3 +135,25 @@ def test_bye_is_sent_once() -> None:
     proto.close("done")
     proto.close("again")
     assert _sent(proto) == [{"t": "bye", "reason": "done"}]
+
+
+def _ev(seq: int, body: str = "", topic: str = "#a@x") -> Event:
+    enc = EncodedEvent.build(Event.core_map(topic=topic, seq=seq, sender="b@x", time=1,
+                                            body=body or f"m{seq}"))
+    return Event.from_map(cbor2.loads(enc.stored))
+
+
+def test_continuity_hands_over_what_was_missed_once_and_in_order() -> None:
+    c = Continuity()
+    for seq in (1, 2):
+        assert c.live(_ev(seq))
+    c.note(_ev(3, "mine"), echo=True)
+    assert c.seen("#a@x") == 3
+    assert c.hold("#a@x") and not c.hold("#a@x")
+    assert not c.live(_ev(7))  # live while the gap is fetched: held
+    missed = [_ev(3, "mine"), _ev(4), _ev(5), _ev(6), _ev(7)]
+    out = c.release("#a@x", missed)
+    assert [e.seq for e in out] == [4, 5, 6, 7]  # our echo and the duplicate 7 once
+    assert c.seen("#a@x") == 7 and not c.holding("#a@x")
+    assert c.live(_ev(8))
+    assert c.release("#b@x", []) == []
