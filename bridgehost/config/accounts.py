@@ -104,7 +104,7 @@ def accounts_section(
         keys = AccountKeys(name=str(name), process=a.boolean("process", False), domain=domain)
         account = out[str(name)] = found.read_account(keys, a)
         if account.process:
-            options = process_options(a)
+            options = process_options(a, adapter=account.type != "exec")
             if processes is not None:
                 processes[str(name)] = options
         else:

@@ -131,7 +131,7 @@ def _bots(
                 command=command,
                 env=environment(r) if command else {},
                 cwd=r.path_("cwd") if command else None,
-                process=process_options(r) if command else ProcessOptions(),
+                process=process_options(r, adapter=False) if command else ProcessOptions(),
             )
         )
         r.unknown()

@@ -39,14 +39,18 @@ class ProcessOptions:
     grace: float = DEFAULT_GRACE
     """Seconds the plugin gets to exit after `bye`, and again after SIGTERM, before SIGKILL."""
     restart: RestartPolicy = field(default_factory=RestartPolicy)
+    spare: bool = True
+    """`process: true` adapters: keep a second process started and loaded, waiting
+    to take over at once when the running one ends (costs its memory)."""
 
 
-PROCESS_KEYS = ("limits", "grace", "restart")
+PROCESS_KEYS = ("limits", "grace", "restart", "spare")
 """Keys of an account or bot that only a process has."""
 
 
-def process_options(r: Reader) -> ProcessOptions:
-    """`limits:`, `grace:` and `restart:` of an account or bot that runs as a process."""
+def process_options(r: Reader, *, adapter: bool = True) -> ProcessOptions:
+    """`limits:`, `grace:`, `restart:` (and for bridgehost's own adapters `spare:`) of
+    an account or bot that runs as a process."""
     lim = r.child("limits")
     memory = lim.integer("memory_mb", 256, lo=16) if lim.raw.get("memory_mb") is not None else 0
     lim.unknown()
@@ -62,11 +66,19 @@ def process_options(r: Reader) -> ProcessOptions:
         rr.problem("cap", "must be at least `initial`")
         restart = RestartPolicy(restart.burst, restart.interval, restart.initial, restart.initial)
     rr.unknown()
+    if not adapter and "spare" in r.raw:
+        r.problem("spare", "only bridgehost's own adapters can wait as a spare")
+        r.boolean("spare", False)
     return ProcessOptions(
         memory_mb=memory or None,
         grace=r.number("grace", DEFAULT_GRACE, lo=0.1),
         restart=restart,
+        spare=adapter and _spare(r),
     )
+
+
+def _spare(r: Reader) -> bool:
+    return r.boolean("spare", True)
 
 
 def command_of(r: Reader) -> tuple[str, ...]:

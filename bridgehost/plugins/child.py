@@ -19,17 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..adapters.base import Adapter, AdapterContext
-from ..adapters.spec import adapter_spec
+from ..adapters.spec import AdapterFactory, adapter_spec
 from ..config import Config
 from ..runtime import fatal_in
 from ..scalar.client import Client
 from ..scalar.errors import ConnectionClosed
 from ..web.links import PublicLinks, load_key
 from .kvfile import FileKeyValue, Locked, state_dir
+from .process import SPARE_ENV, SPARE_SIGNAL
 from .report import link_reports
 from .stdio import SharedClient
 
@@ -66,14 +69,31 @@ async def report_links(client: SharedClient, adapter: Adapter) -> None:
         await asyncio.sleep(REPORT_EVERY)
 
 
-async def run_child(config: Config, name: str) -> int:
+def load_adapter(config: Config, name: str) -> AdapterFactory:
+    """Check the account and import its adapter (the slow part of starting)."""
     check_account(config, name)
     account = config.accounts[name]
-    ident = config.reserved_id(name)
     try:
-        factory = adapter_spec(account.type).load()
+        return adapter_spec(account.type).load()
     except Exception as exc:
         raise UsageError(f"no adapter for account type {account.type!r}: {exc}") from exc
+
+
+def wait_if_spare() -> bool:
+    """A spare (SPARE_ENV set) has loaded everything; it waits here until bridgehost
+    hands it the session of an adapter process that ended. True if it waited."""
+    if os.environ.get(SPARE_ENV) != "1":
+        return False
+    log.debug("spare: loaded, waiting to take over")
+    signal.pthread_sigmask(signal.SIG_BLOCK, {SPARE_SIGNAL})
+    signal.sigwait({SPARE_SIGNAL})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {SPARE_SIGNAL})
+    return True
+
+
+async def run_child(config: Config, name: str, factory: AdapterFactory) -> int:
+    account = config.accounts[name]
+    ident = config.reserved_id(name)
     try:
         kv = FileKeyValue.open(state_dir(config.server.data_dir, name))
     except Locked as exc:
@@ -140,7 +160,10 @@ async def _serve(client: SharedClient, adapter: Adapter) -> int:
 def main(config: Config, name: str, run: Callable[[Awaitable[int]], int]) -> int:
     """Entry point of the `adapter` command (logging is set up by the CLI)."""
     try:
-        return run(run_child(config, name))
+        factory = load_adapter(config, name)
+        if wait_if_spare():
+            log.info("taking over as the adapter process")
+        return run(run_child(config, name, factory))
     except UsageError as exc:
         log.error("%s", exc)
         return EXIT_USAGE

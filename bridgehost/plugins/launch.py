@@ -1,13 +1,15 @@
 """Start a plugin so that it never outlives bridgehost, then become it.
 
-Run as `python -I -S launch.py --parent PID [--memory-mb N] -- COMMAND...`
+Run as `python -I -S launch.py --parent PID [--memory-mb N] [--hold] -- COMMAND...`
 (no bridgehost import, no site packages: it starts in milliseconds). It
 asks the kernel to SIGKILL it when its parent dies (PR_SET_PDEATHSIG, kept
 across the exec that follows), checks the parent did not die before that,
 applies the memory limit (RLIMIT_AS), restores the signal dispositions
 Python changed, and execs the command. Doing this in a wrapper instead of a
 `preexec_fn` keeps Python code out of the window between fork and exec,
-which is unsafe in a process with threads (the store's).
+which is unsafe in a process with threads (the store's). `--hold` blocks
+SIGUSR1 for the program: a spare adapter waits for it (see child.py), and
+one sent early stays pending instead of killing it.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ def _die_with_parent(parent: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    parent, memory_mb, i = 0, 0, 0
+    parent, memory_mb, hold, i = 0, 0, False, 0
     while i < len(argv) and argv[i] != "--":
-        if argv[i] == "--parent":
+        if argv[i] == "--hold":
+            hold, i = True, i + 1
+        elif argv[i] == "--parent":
             parent, i = int(argv[i + 1]), i + 2
         elif argv[i] == "--memory-mb":
             memory_mb, i = int(argv[i + 1]), i + 2
@@ -54,6 +58,8 @@ def main(argv: list[str]) -> None:
     for name in ("SIGPIPE", "SIGXFSZ", "SIGINT"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_DFL)
+    if hold:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     try:
         os.execvp(command[0], command)
     except OSError as exc:

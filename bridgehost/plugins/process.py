@@ -41,6 +41,9 @@ _LEVELS = {
 }
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
+SPARE_ENV = "BRIDGEHOST_SPARE"
+"""Set for a spare adapter process: load everything, then wait for SPARE_SIGNAL."""
+SPARE_SIGNAL = signal.SIGUSR1
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
 """Variables of bridgehost's own environment an exec plugin inherits (no secrets)."""
 
@@ -96,14 +99,24 @@ class PluginProcess:
         self.stderr_dropped = 0
         self.last_line: str | None = None
         """The last stderr line (for the report when it dies)."""
+        self.stderr_done = asyncio.Event()
+        self._pumping = False
+        self.activated = False
+        """A spare that was told to take over."""
 
     @classmethod
-    async def start(cls, launch: Launch, stdio: ChildEnds, log: logging.Logger) -> PluginProcess:
+    async def start(
+        cls, launch: Launch, stdio: ChildEnds, log: logging.Logger, *, spare: bool = False
+    ) -> PluginProcess:
         """Start `launch.command` with the session's pipe ends as its stdin and stdout;
-        raises OSError."""
+        raises OSError. A `spare` gets SPARE_ENV and waits for `activate()`."""
         args = [sys.executable, "-I", "-S", str(LAUNCHER), "--parent", str(os.getpid())]
         if launch.memory_mb:
             args += ["--memory-mb", str(launch.memory_mb)]
+        env = dict(launch.env)
+        if spare:
+            args.append("--hold")
+            env[SPARE_ENV] = "1"
         proc = await asyncio.create_subprocess_exec(
             *args,
             "--",
@@ -111,7 +124,7 @@ class PluginProcess:
             stdin=stdio.stdin,
             stdout=stdio.stdout,
             stderr=asyncio.subprocess.PIPE,
-            env=dict(launch.env),
+            env=env,
             cwd=launch.cwd,
             start_new_session=True,
         )
@@ -124,8 +137,19 @@ class PluginProcess:
     async def wait(self) -> int:
         return await self.proc.wait()
 
-    async def pump_stderr(self) -> None:
-        """Log every stderr line under the plugin's name until the pipe closes."""
+    async def log_stderr(self) -> None:
+        """Log every stderr line under the plugin's name until the pipe closes
+        (or, when that already happens elsewhere, wait for it)."""
+        if self._pumping:
+            await self.stderr_done.wait()
+            return
+        self._pumping = True
+        try:
+            await self._pump_stderr()
+        finally:
+            self.stderr_done.set()
+
+    async def _pump_stderr(self) -> None:
         stream = self.proc.stderr
         if stream is None:
             return
@@ -171,6 +195,11 @@ class PluginProcess:
                 STDERR_RATE,
             )
             self.stderr_dropped = 0
+
+    def activate(self) -> None:
+        """A spare: stop waiting, run (its session is being served now)."""
+        self.activated = True
+        os.kill(self.pid, SPARE_SIGNAL)
 
     def signal_group(self, sig: signal.Signals) -> None:
         """Send `sig` to the plugin and everything it started (its process group)."""

@@ -17,13 +17,15 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ..config.plugins import ProcessOptions
-from ..runtime import SYSTEM_CLOCK, Backoff, Clock, Fatal, supervise
+from ..runtime import SYSTEM_CLOCK, Backoff, Clock, Fatal, TaskSet, supervise
+from ..scalar.pipes import make_pipes
 from ..scalar.server import PluginConnection, ScalarServer
 from ..scalar.session import Extension
 from ..scalar.wire import CborMap
@@ -36,6 +38,8 @@ HEALTHY_AFTER = 2.0
 """Seconds a plugin must have run for its next restart to come quickly."""
 QUICK_RESTART = 0.1
 """Seconds (at most) before restarting a plugin that had been running fine."""
+SPARE_DELAY = 1.0
+"""Seconds after a start before its spare starts (they would compete for the CPU)."""
 STDERR_DRAIN = 1.0
 """Seconds to read what is left in a plugin's stderr after it exited."""
 
@@ -139,6 +143,9 @@ class PluginSupervisor:
             self._extensions["status"] = self._on_status
         self.process: PluginProcess | None = None
         self.conn: PluginConnection | None = None
+        self._spare: tuple[PluginProcess, tuple[int, int]] | None = None
+        """A started, loaded process waiting to take over (adapters), and our pipe ends."""
+        self._spares = TaskSet(f"plugin {spec.name} spare")
         self.running = asyncio.Event()
         """Set while a process runs (tests and the host wait on it)."""
         self._stopping = False
@@ -181,29 +188,22 @@ class PluginSupervisor:
 
     async def run(self) -> None:
         """Keep the plugin running until cancelled, or until it keeps crashing."""
-        await supervise(
-            f"{self.spec.kind} {self.spec.name}",
-            self._life,
-            backoff=self.backoff,
-            on_fatal=lambda exc: self._set("failed", str(exc)),
-        )
+        try:
+            await supervise(
+                f"{self.spec.kind} {self.spec.name}",
+                self._life,
+                backoff=self.backoff,
+                on_fatal=lambda exc: self._set("failed", str(exc)),
+            )
+        finally:
+            await self._drop_spare()
 
     async def _life(self) -> None:
         spec = self.spec
         self._set("starting")
         if spec.mirror is not None:
             spec.mirror.new_life()
-        conn, ends = await self.server.connect_plugin(spec.ident, extensions=self._extensions)
-        try:
-            try:
-                process = await PluginProcess.start(spec.launch, ends, self.log)
-            finally:
-                ends.close()
-        except OSError as exc:
-            conn.abort()
-            raise self._exited(
-                f"cannot start {spec.launch.command[0]!r}: {exc.strerror or exc}"
-            ) from None
+        process, conn = await self._start()
         self.process, self.conn = process, conn
         self.state.starts += 1
         self.state.pid = process.pid
@@ -212,7 +212,9 @@ class PluginSupervisor:
         self.log.info("started (pid %d)%s", process.pid, self._restart_note())
         try:
             async with asyncio.TaskGroup() as tasks:
-                stderr = tasks.create_task(process.pump_stderr(), name=f"plugin-{spec.name}-log")
+                stderr = tasks.create_task(process.log_stderr(), name=f"plugin-{spec.name}-log")
+                if spec.kind == "adapter" and spec.options.spare:
+                    self._spares.spawn(self._prepare_spare(), name=f"plugin-{spec.name}-spare")
                 cut_off = tasks.create_task(conn.ended.wait(), name=f"plugin-{spec.name}-session")
                 exited = tasks.create_task(process.wait(), name=f"plugin-{spec.name}-wait")
                 await asyncio.wait((cut_off, exited), return_when=asyncio.FIRST_COMPLETED)
@@ -259,6 +261,73 @@ class PluginSupervisor:
         await process.stop(grace, bye=lambda: None)
         return reason
 
+    async def _start(self) -> tuple[PluginProcess, PluginConnection]:
+        """A process with its session: the spare if one waits, else a new one."""
+        spec = self.spec
+        spare, self._spare = self._spare, None
+        if spare is not None and spare[0].returncode is None:
+            process, ours = spare
+            conn, _ = await self.server.connect_plugin(
+                spec.ident, extensions=self._extensions, ours=ours
+            )
+            process.activate()
+            self.log.info("the spare (pid %d) takes over", process.pid)
+            return process, conn
+        conn, ends = await self.server.connect_plugin(spec.ident, extensions=self._extensions)
+        assert ends is not None
+        try:
+            try:
+                process = await PluginProcess.start(spec.launch, ends, self.log)
+            finally:
+                ends.close()
+        except OSError as exc:
+            conn.abort()
+            raise self._exited(
+                f"cannot start {spec.launch.command[0]!r}: {exc.strerror or exc}"
+            ) from None
+        return process, conn
+
+    async def _prepare_spare(self) -> None:
+        """Start a process that loads everything and then waits to take over
+        (docs/plugins.md); it is the next run's process if this one ends."""
+        await asyncio.sleep(SPARE_DELAY)  # after the running one's own start
+        if self._spare is not None or self._stopping:
+            return
+        ours, ends = make_pipes()
+        try:
+            try:
+                process = await PluginProcess.start(self.spec.launch, ends, self.log, spare=True)
+            finally:
+                ends.close()
+        except OSError as exc:
+            for fd in ours:
+                os.close(fd)
+            self.log.warning("no spare: %s", exc.strerror or exc)
+            return
+        self._spare = (process, ours)
+        try:
+            await process.log_stderr()
+            code = await process.wait()
+        finally:
+            if self._spare is not None and self._spare[0] is process:
+                self._spare = None
+                for fd in ours:
+                    os.close(fd)
+                process.signal_group(signal.SIGKILL)
+        if self.process is not process and not self._stopping:
+            self.log.warning(
+                "the spare (pid %d) %s while waiting", process.pid, describe_exit(code)
+            )
+
+    async def _drop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            process, ours = spare
+            for fd in ours:
+                os.close(fd)
+            await process.stop(self.spec.options.grace)
+        await self._spares.close()
+
     def _restart_note(self) -> str:
         n = self.state.restarts
         return f", restart {n}" if n else ""
@@ -293,4 +362,5 @@ class PluginSupervisor:
         process, conn = self.process, self.conn
         if process is not None and conn is not None and process.returncode is None:
             await self._stop_process(process, conn)
+        await self._drop_spare()
         self._set("stopped")

@@ -32,6 +32,13 @@ class ChildEnds:
                 os.close(fd)
 
 
+def make_pipes() -> tuple[tuple[int, int], ChildEnds]:
+    """A plugin's two pipes: (our read end, our write end), and its ends."""
+    to_child_r, to_child_w = os.pipe()
+    from_child_r, from_child_w = os.pipe()
+    return (from_child_r, to_child_w), ChildEnds(stdin=to_child_r, stdout=from_child_w)
+
+
 class _In(asyncio.Protocol):
     def __init__(self, pair: PipePair) -> None:
         self.pair = pair
@@ -72,17 +79,22 @@ class PipePair(asyncio.Transport):
         self._lost = False
 
     @classmethod
-    async def open(cls, protocol: asyncio.Protocol) -> tuple[PipePair, ChildEnds]:
-        """Server side: make both pipes and serve `protocol` on our ends of them."""
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
+    async def open(
+        cls, protocol: asyncio.Protocol, ours: tuple[int, int] | None = None
+    ) -> tuple[PipePair, ChildEnds | None]:
+        """Server side: serve `protocol` on our ends of a plugin's pipes: `ours`
+        (read, write) made earlier by `make_pipes`, else new ones (then the plugin's
+        ends are returned, for the caller to hand over and close)."""
+        ends = None
+        if ours is None:
+            ours, ends = make_pipes()
         try:
-            pair = await cls.connect(protocol, from_child_r, to_child_w)
+            pair = await cls.connect(protocol, *ours)
         except BaseException:
-            for fd in (to_child_r, from_child_w):
-                os.close(fd)
+            if ends is not None:
+                ends.close()
             raise
-        return pair, ChildEnds(stdin=to_child_r, stdout=from_child_w)
+        return pair, ends
 
     @classmethod
     async def connect(cls, protocol: asyncio.Protocol, read_fd: int, write_fd: int) -> PipePair:

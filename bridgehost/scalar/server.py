@@ -269,13 +269,19 @@ class ScalarServer:
         return theirs
 
     async def connect_plugin(
-        self, ident: str, *, extensions: Mapping[str, Extension] | None = None
-    ) -> tuple[PluginConnection, ChildEnds]:
-        """§12 inherited stdio: the pipe ends to hand a plugin as its stdin and stdout,
-        served as a session already opened for the reserved ID `ident`: the plugin's
-        `ident` must name it and needs no secret; any other ident is `auth-failed`.
-        Not a public connection. The caller closes its copies of the ends once the
-        plugin has them; `conn.ended` is set when the session is over.
+        self,
+        ident: str,
+        *,
+        extensions: Mapping[str, Extension] | None = None,
+        ours: tuple[int, int] | None = None,
+    ) -> tuple[PluginConnection, ChildEnds | None]:
+        """§12 inherited stdio: a session already opened for the reserved ID `ident`,
+        served on a plugin's pipes: the plugin's `ident` must name it and needs no
+        secret; any other ident is `auth-failed`. Not a public connection. Without
+        `ours` (our read and write ends, from `pipes.make_pipes`, for a plugin
+        started earlier) new pipes are made and the plugin's ends returned: the
+        caller hands them over as its stdin and stdout, then closes its copies.
+        `conn.ended` is set when the session is over.
         """
         ident = ids.normalise(ident)
         protocol = StreamProtocol(
@@ -286,7 +292,7 @@ class ScalarServer:
             preauth=ident,
             extensions=extensions,
         )
-        _, ends = await PipePair.open(protocol)
+        _, ends = await PipePair.open(protocol, ours)
         assert protocol.driver is not None  # not public: never refused
         return PluginConnection(protocol.driver), ends
 
