@@ -355,6 +355,15 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
             print(f"    last error{_ago(now, link.get('last_error_time'))}: {link['last_error']}")
     for bot in status.get("bots", []):
         print(f"  bot {bot.get('id')}: {bot.get('state')}")
+    for plugin in status.get("plugins", []):
+        pid = f" pid {plugin['pid']}" if plugin.get("pid") else ""
+        exited = f", last {plugin['last_exit']}" if plugin.get("last_exit") else ""
+        print(
+            f"  {plugin.get('kind')} {plugin.get('name')} ({plugin.get('id')}): "
+            f"{plugin.get('state')}{pid}, {plugin.get('restarts', 0)} restart(s){exited}"
+        )
+        if plugin.get("state") == "failed" and plugin.get("last_error"):
+            print(f"    {plugin['last_error']}")
     return EXIT_OK if alive else EXIT_FAIL
 
 

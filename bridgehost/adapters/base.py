@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..config import Account, Bridge, Config, Link
 from ..runtime import SYSTEM_CLOCK, Backoff, Clock
@@ -61,6 +62,19 @@ class AdapterContext:
         return self.config.links_of(self.account.name)
 
 
+@runtime_checkable
+class LocalKeyValue(KeyValue, Protocol):
+    """A store that writes through at once (an adapter process's own file)."""
+
+    def set_now(self, key: str, value: bytes) -> None:
+        """Write and commit before returning: still there if the process is killed next."""
+
+
+Settle = Callable[[Link, Event], Awaitable[bool | None]]
+"""Whether an event a link was sending when the process died did reach the remote
+side: True (it did), False (it did not) or None (cannot tell: it is sent again)."""
+
+
 class Adapter(Protocol):
     name: str
 
@@ -72,6 +86,8 @@ class Adapter(Protocol):
 
 _POSITION = "position:"
 """kv key prefix: a link's delivery position (seq of the last event it sent)."""
+_SENDING = "sending:"
+"""kv key prefix: the seq of the event a link began to send (with a `LocalKeyValue`)."""
 
 
 def _relays(origin: str, event: Event) -> bool:
@@ -122,12 +138,18 @@ class OutQueue:
     """Bounded FIFO of events waiting for one link; peek, send, then pop."""
 
     def __init__(
-        self, status: LinkState, maxlen: int, on_done: Callable[[], None] | None = None
+        self,
+        status: LinkState,
+        maxlen: int,
+        on_done: Callable[[], None] | None = None,
+        on_begin: Callable[[Event], None] | None = None,
     ) -> None:
         self.status = status
         self.maxlen = maxlen
         self.on_done = on_done
         """Called when the head event is done with (the link's position moved)."""
+        self.on_begin = on_begin
+        """Called with the head event when a sender takes it (it is about to go out)."""
         self._items: collections.deque[Event] = collections.deque()
         self._ready = asyncio.Event()
         self.delivered = 0
@@ -154,7 +176,10 @@ class OutQueue:
         while not self._items:
             self._ready.clear()
             await self._ready.wait()
-        return self._items[0]
+        head = self._items[0]
+        if self.on_begin is not None:
+            self.on_begin(head)
+        return head
 
     def pop(self) -> None:
         """The head event is done with (sent, or given up on)."""
@@ -188,8 +213,25 @@ class ScalarSide:
     """The adapter's session with the hub: subscribe to bridged channels, route
     events to per-link queues, publish what comes from the remote side."""
 
-    def __init__(self, ctx: AdapterContext, queue_size: int) -> None:
+    def __init__(
+        self,
+        ctx: AdapterContext,
+        queue_size: int,
+        *,
+        settle: Settle | None = None,
+        own_too: bool = False,
+    ) -> None:
         self.ctx = ctx
+        self.settle = settle
+        self.own_too = own_too
+        """Its links also show what they published themselves (the fs adapter's `out`
+        log): after a restart, a link's own events it had not shown are sent too."""
+        """How this adapter tells whether an event it was sending when it died went out."""
+        self._local = ctx.kv if isinstance(ctx.kv, LocalKeyValue) else None
+        """With a store that writes through (an adapter process), a link's position is
+        written right after each send and the event it begins right before: a kill
+        leaves at most that one event in doubt, which `settle` then decides."""
+        self._sending: dict[str, int] = {}
         self.client: Client | None = None
         self.links: dict[str, BridgedLink] = {}
         """By origin (see `origin_of`)."""
@@ -198,8 +240,17 @@ class ScalarSide:
         not send it again (a child process killed mid-stream resumes where it was)."""
         for bridge, link in ctx.links:
             st = LinkState(ctx.account.name, link.target, bridge.channel, link.direction)
-            self.links[origin_of(ctx.account, link.target)] = BridgedLink(
-                bridge, link, st, OutQueue(st, queue_size, self._moved.set)
+            origin = origin_of(ctx.account, link.target)
+            self.links[origin] = BridgedLink(
+                bridge,
+                link,
+                st,
+                OutQueue(
+                    st,
+                    queue_size,
+                    functools.partial(self._done, origin),
+                    functools.partial(self._begin, origin),
+                ),
             )
         self.clock: Clock = SYSTEM_CLOCK
         self._last_seq: dict[str, int] = {}
@@ -277,6 +328,11 @@ class ScalarSide:
             queue = entry.queue
             raw = await self.ctx.kv.get(_POSITION + origin)
             saved = int(raw) if raw else head
+            if raw is None:  # a first start: from here on, nothing may be lost
+                await self.ctx.kv.set(_POSITION + origin, str(head).encode())
+                self._saved[origin] = head
+            raw_sending = await self.ctx.kv.get(_SENDING + origin)
+            in_doubt = int(raw_sending) if raw_sending else 0
             queue.delivered = max(queue.delivered, saved)
             if saved >= head:
                 continue
@@ -284,11 +340,40 @@ class ScalarSide:
             async for event in client.history_after(channel, saved):
                 if event.seq > head:
                     break
-                if _relays(origin, event):
-                    queue.put(event)
-                    missed += 1
+                if not (_relays(origin, event) or (self.own_too and event.origin == origin)):
+                    continue
+                if event.seq == in_doubt and await self._went_out(entry, event):
+                    queue.delivered = max(queue.delivered, event.seq)
+                    continue
+                queue.put(event)
+                missed += 1
             if missed:
                 log.info("link %s: %d message(s) from before the restart to send", origin, missed)
+
+    def _begin(self, origin: str, event: Event) -> None:
+        if self._local is not None and self._sending.get(origin) != event.seq:
+            self._local.set_now(_SENDING + origin, str(event.seq).encode())
+            self._sending[origin] = event.seq
+
+    def _done(self, origin: str) -> None:
+        if self._local is None:
+            self._moved.set()
+            return
+        position = self._position(origin)
+        if self._saved.get(origin) != position:
+            self._local.set_now(_POSITION + origin, str(position).encode())
+            self._saved[origin] = position
+
+    async def _went_out(self, entry: BridgedLink, event: Event) -> bool:
+        """The event a link was sending when the process died: did it go out?"""
+        went = await self.settle(entry.link, event) if self.settle is not None else None
+        log.info(
+            "link %s: seq %d was being sent when the adapter stopped: %s",
+            self.origin(entry.link),
+            event.seq,
+            {True: "it went out", False: "sending it", None: "cannot tell, sending it again"}[went],
+        )
+        return bool(went)
 
     def _position(self, origin: str) -> int:
         """How far a link is done: its last sent event, or, when nothing waits for

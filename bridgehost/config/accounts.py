@@ -111,6 +111,6 @@ def accounts_section(
             for key in PROCESS_KEYS:
                 if key in a.raw:
                     a.problem(key, "applies to an account with `process: true` only")
-                    a.child(key)
+                    a._known.add(key)
         a.unknown()
     return out

@@ -8,7 +8,9 @@ The processes themselves are run by `bridgehost.plugins`.
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -87,12 +89,18 @@ def command_of(r: Reader) -> tuple[str, ...]:
         r.problem("command", "must be a list like [./plugin, --flag] (no shell is used)")
         r._known.add("command")
         return ()
-    command = r.texts("command")
+    command = list(r.texts("command"))
     if not command:
         r.problem("command", "is required: the program and its arguments, as a list")
-    elif not command[0]:
-        r.problem("command[0]", "must name a program")
-    return command
+    elif "/" in command[0]:
+        program = Path(command[0]).expanduser()
+        program = program if program.is_absolute() else r.base / program
+        if not program.is_file():
+            r.problem("command", f"no such program: {program}")
+        command[0] = str(program)
+    elif shutil.which(command[0]) is None:
+        r.problem("command", f"{command[0]!r} is not on PATH")
+    return tuple(command)
 
 
 def environment(r: Reader) -> dict[str, str]:

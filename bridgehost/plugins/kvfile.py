@@ -88,6 +88,10 @@ class FileKeyValue:
         return None if row is None else bytes(row[0])
 
     async def set(self, key: str, value: bytes) -> None:
+        self.set_now(key, value)
+
+    def set_now(self, key: str, value: bytes) -> None:
+        """Committed when it returns (a delivery position written right after a send)."""
         self.db.execute("INSERT OR REPLACE INTO kv(key, value) VALUES(?, ?)", (key, value))
 
     async def delete(self, key: str) -> None:

@@ -294,11 +294,22 @@ class PluginSupervisor:
         if self._spare is not None or self._stopping:
             return
         ours, ends = make_pipes()
+        starting = asyncio.ensure_future(
+            PluginProcess.start(self.spec.launch, ends, self.log, spare=True)
+        )
         try:
             try:
-                process = await PluginProcess.start(self.spec.launch, ends, self.log, spare=True)
+                process = await asyncio.shield(starting)
             finally:
                 ends.close()
+        except asyncio.CancelledError:
+            # Stopping while it starts: it must not be left behind.
+            with contextlib.suppress(Exception):
+                started = await starting
+                await started.stop(0.1)
+            for fd in ours:
+                os.close(fd)
+            raise
         except OSError as exc:
             for fd in ours:
                 os.close(fd)

@@ -161,6 +161,8 @@ def test_process_option_problems(tmp_path: Path) -> None:
                     {"command": "sh -c x", "id": "!b1@example.com"},
                     {"command": ["sh"], "plugin": "ping", "id": "!b2@example.com"},
                     {"command": ["sh"], "id": "!b3@example.com", "env": {"BRIDGEHOST_ID": "x"}},
+                    {"command": ["./nowhere"], "id": "!b4@example.com"},
+                    {"command": ["no-such-program-here"], "id": "!b5@example.com"},
                 ],
             },
             tmp_path,
@@ -173,5 +175,7 @@ def test_process_option_problems(tmp_path: Path) -> None:
         "bots[0].command: must be a list like [./plugin, --flag] (no shell is used)",
         "bots[1].plugin: a bot is either a `plugin:` class or a `command:`, not both",
         "bots[2].env.BRIDGEHOST_ID: BRIDGEHOST_* variables are set by bridgehost itself",
+        f"bots[3].command: no such program: {tmp_path / 'nowhere'}",
+        "bots[4].command: 'no-such-program-here' is not on PATH",
     ):
         assert want in problems, (want, problems)

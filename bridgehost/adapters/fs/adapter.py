@@ -61,7 +61,7 @@ class FsAdapter:
         self.root = ctx.account.root
         self.domain = ctx.config.server.domain
         self.own_id = ctx.reserved_id
-        self.side = ScalarSide(ctx, ctx.account.queue)
+        self.side = ScalarSide(ctx, ctx.account.queue, settle=self._written, own_too=True)
         self.dm_status = LinkState(ctx.account.name, "(direct messages)", self.own_id, "both")
         self.users = self._qualify_users(ctx.account.users)
         self._dm: Client | None = None
@@ -129,6 +129,20 @@ class FsAdapter:
 
     def _dir(self, name: str) -> Path:
         return self.root / escape_name(name)
+
+    async def _written(self, link: Link, event: Event) -> bool | None:
+        """Whether `out` already ends with this event (it was being written when the
+        adapter's process was killed); None for kinds rendered with earlier context."""
+        if event.kind not in ("text", "action", "notice"):
+            return None
+        text = format_event(event, self.domain, self._transcript()).encode()
+        path = self._dir(link.target) / "out"
+        try:
+            with path.open("rb") as fh:
+                fh.seek(max(0, path.stat().st_size - len(text)))
+                return fh.read() == text
+        except OSError:
+            return None
 
     def _start_link(self, group: asyncio.TaskGroup, bridge: Bridge, link: Link) -> None:
         st = self.side.status_of(link)
