@@ -285,8 +285,8 @@ def run_server(
     work = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
     if kind == "floor":
         server = start_floor(work, srv_cpus)
-    elif kind == "baseline":
-        server = start_bridgehost(work, srv_cpus, tree=args.baseline, kind=kind)
+    elif kind in args.baseline:
+        server = start_bridgehost(work, srv_cpus, tree=args.baseline[kind], kind=kind)
     else:
         server = start_bridgehost(work, srv_cpus)
     out = ServerRun(kind)
@@ -386,9 +386,11 @@ def main() -> int:
     p.add_argument("--servers", default="bridgehost,floor")
     p.add_argument(
         "--baseline",
-        type=Path,
-        help="also run the bridgehost of this source tree (e.g. a worktree of an older "
-        "commit) as the server 'baseline', for a before/after ratio in the same run",
+        action="append",
+        default=[],
+        metavar="NAME=TREE",
+        help="also run the bridgehost of source tree TREE (e.g. a worktree of an older "
+        "commit) as the server NAME, for before/after ratios in the same run (repeatable)",
     )
     p.add_argument("--deliveries", type=int, help="deliveries per full-speed run (M = this / S)")
     p.add_argument("--rate", type=float, default=200.0, help="paced publish rate, msg/s")
@@ -405,8 +407,10 @@ def main() -> int:
     )
     p.add_argument("--dump", type=Path, help="write raw latency samples (.npz) to this dir")
     args = p.parse_args()
-    if args.baseline and "baseline" not in args.servers.split(","):
-        args.servers += ",baseline"
+    args.baseline = {
+        name: Path(tree) for name, _, tree in (b.partition("=") for b in args.baseline)
+    }
+    args.servers = ",".join([*args.servers.split(","), *args.baseline])
     args.sizes = [
         int(x) for x in (args.sizes or ("50,200" if args.quick else "50,200,1000")).split(",")
     ]

@@ -20,20 +20,21 @@ def ratio(a: float, b: float) -> str:
 
 
 def report(runs: dict[str, Any], args: argparse.Namespace) -> list[str]:
-    bh, fl, base = runs.get("bridgehost"), runs.get("floor"), runs.get("baseline")
+    bh, fl = runs.get("bridgehost"), runs.get("floor")
+    bases = [runs[name] for name in args.baseline if name in runs]
     head = f"{'metric':<34}{'S':>6}{'bridgehost':>14}{'floor':>14}{'bh/floor':>10}"
-    if base:
-        head += f"{'baseline':>14}{'bh/base':>10}"
+    for base in bases:
+        head += f"{base.server:>14}{'bh/' + base.server[:7]:>11}"
     lines = [head]
     nan = float("nan")
     sizes = {r.size: r for r in bh.sizes} if bh else {}
     fsizes = {r.size: r for r in fl.sizes} if fl else {}
-    bsizes = {r.size: r for r in base.sizes} if base else {}
+    bsizes = [{r.size: r for r in base.sizes} for base in bases]
 
-    def row(name: str, size: object, a: float, b: float, digits: int, *, c: float = nan) -> None:
+    def row(name: str, size: object, a: float, b: float, digits: int, *, c: list[float]) -> None:
         line = f"{name:<34}{size!s:>6}{fmt(a, digits):>14}{fmt(b, digits):>14}{ratio(a, b):>10}"
-        if base:
-            line += f"{fmt(c, digits):>14}{ratio(a, c):>10}"
+        for x in c:
+            line += f"{fmt(x, digits):>14}{ratio(a, x):>11}"
         lines.append(line)
 
     metrics = [
@@ -49,20 +50,19 @@ def report(runs: dict[str, Any], args: argparse.Namespace) -> list[str]:
         for size in args.sizes:
             a = getattr(sizes[size], attr) if size in sizes else nan
             b = getattr(fsizes[size], attr) if size in fsizes else nan
-            c = getattr(bsizes[size], attr) if size in bsizes else nan
+            c = [getattr(bs[size], attr) if size in bs else nan for bs in bsizes]
             row(name, size, a, b, digits, c=c)
     for name, attr in (("RSS idle MiB", "rss_idle_kb"), ("RSS peak MiB", "rss_peak_kb")):
         a = getattr(bh, attr) / 1024 if bh else nan
         b = getattr(fl, attr) / 1024 if fl else nan
-        c = getattr(base, attr) / 1024 if base else nan
-        row(name, "", a, b, 1, c=c)
+        row(name, "", a, b, 1, c=[getattr(base, attr) / 1024 for base in bases])
     row(
         f"RSS KiB per idle conn ({args.idle_conns})",
         "",
         bh.rss_per_conn_kb if bh else nan,
         fl.rss_per_conn_kb if fl else nan,
         1,
-        c=base.rss_per_conn_kb if base else nan,
+        c=[base.rss_per_conn_kb for base in bases],
     )
     for run in runs.values():
         for p in run.problems:

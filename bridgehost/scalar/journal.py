@@ -26,6 +26,9 @@ MAX_BACKLOG = 10000
 """Events added and not yet committed (queued plus the batch in flight) before
 publishers wait for room."""
 
+GATHER = 1024
+"""Loop iterations a batch may wait for more events while they keep arriving."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
@@ -183,10 +186,7 @@ class GroupCommit:
         try:
             while True:
                 await self._wake.wait()
-                # Let this loop iteration's output flush run before the commit starts: the
-                # aiosqlite thread would otherwise compete for the GIL with the writes to
-                # subscribers (up to a 5 ms switch interval of added latency).
-                await asyncio.sleep(0)
+                await self._gather()
                 self._wake.clear()
                 batch, self._queue = self._queue, []
                 if batch:
@@ -200,6 +200,23 @@ class GroupCommit:
                 _settle(p, False)
             self._settled += len(left)
             self._progress()
+
+    async def _gather(self) -> None:
+        """Let the loop run while events keep arriving, for at most GATHER iterations.
+
+        Sessions handle one request per loop iteration, so a burst of `msg`s read at
+        once arrives over many iterations: waiting until one passes with nothing new
+        puts the burst in one batch (one commit, and one write per subscriber for all
+        of it) instead of a batch per commit-time slice. A lone event waits one
+        iteration, which also lets that iteration's output flush run before the
+        commit thread competes with it for the GIL.
+        """
+        seen = -1
+        for _ in range(GATHER):
+            if len(self._queue) == seen:
+                return
+            seen = len(self._queue)
+            await asyncio.sleep(0)
 
     async def _commit(self, batch: list[Pending]) -> None:
         self._inflight = len(batch)
