@@ -39,8 +39,7 @@ def main() -> None:
     assert recv()["t"] == "meta"
     send(t="msg", topic=topic, body="hello from stdio", rid=3)
     echo = recv()
-    print(json.dumps({"welcome": welcome["id"], "echo": echo["body"]}), file=sys.stderr,
-          flush=True)
+    print(json.dumps({"welcome": welcome["id"], "echo": echo["body"]}), file=sys.stderr, flush=True)
     while True:
         frame = recv()
         if frame["t"] == "ping":

@@ -107,15 +107,24 @@ async def _storm(proc: BridgehostProcess) -> tuple[float, list[float], int]:
     pinger in another process pings: (seconds until all were in, ping round trips in
     ms, failures)."""
     pinger = await asyncio.create_subprocess_exec(
-        sys.executable, str(PINGER), "127.0.0.1", str(proc.port),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(PINGER),
+        "127.0.0.1",
+        str(proc.port),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert pinger.stdout is not None
     assert (await asyncio.wait_for(pinger.stdout.readline(), 10)).strip() == b"ready"
     await asyncio.sleep(0.3)
     storm = await asyncio.create_subprocess_exec(
-        sys.executable, str(STORM), proc.url, "300", "30",
-        stdout=asyncio.subprocess.PIPE, preexec_fn=lambda: os.nice(10),
+        sys.executable,
+        str(STORM),
+        proc.url,
+        "300",
+        "30",
+        stdout=asyncio.subprocess.PIPE,
+        preexec_fn=lambda: os.nice(10),
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )
     out, _ = await asyncio.wait_for(storm.communicate(), 60)
@@ -150,8 +159,7 @@ async def test_300_clients_of_30_users_reconnect_at_once(tmp_path: Path) -> None
         finally:
             proc.stop()
         runs.append(
-            f"{elapsed:.2f} s, {failures} failed, {len(rtts)} pings, worst"
-            f" {sorted(rtts)[-3:]} ms"
+            f"{elapsed:.2f} s, {failures} failed, {len(rtts)} pings, worst {sorted(rtts)[-3:]} ms"
         )
         assert failures == 0, runs
         assert len(rtts) >= 10, runs

@@ -138,8 +138,9 @@ def test_bye_is_sent_once() -> None:
 
 
 def _ev(seq: int, body: str = "", topic: str = "#a@x") -> Event:
-    enc = EncodedEvent.build(Event.core_map(topic=topic, seq=seq, sender="b@x", time=1,
-                                            body=body or f"m{seq}"))
+    enc = EncodedEvent.build(
+        Event.core_map(topic=topic, seq=seq, sender="b@x", time=1, body=body or f"m{seq}")
+    )
     return Event.from_map(cbor2.loads(enc.stored))
 
 

@@ -61,8 +61,9 @@ class FakeHost:
 
 
 def _settings() -> ServerSettings:
-    return ServerSettings(domain="test.example", guests=True,
-                          limits=Limits(send_buffer=BOUND, rate=1000, burst=1000))
+    return ServerSettings(
+        domain="test.example", guests=True, limits=Limits(send_buffer=BOUND, rate=1000, burst=1000)
+    )
 
 
 async def _turns(n: int = 5) -> None:
@@ -96,8 +97,7 @@ async def test_replies_count_and_reading_stops_above_half_the_bound() -> None:
         assert host.forgotten == [drv]
 
 
-async def test_past_the_bound_the_peer_is_a_slow_consumer(monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+async def test_past_the_bound_the_peer_is_a_slow_consumer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(driver_module, "SLOW_CONSUMER_GRACE", 0.01)
     async with session_world(_settings()) as world:
         sink, host = FakeSink(), FakeHost(world.shared)

@@ -25,16 +25,20 @@ class Peer:
 
 
 async def _hub(journal: Any = None, **settings: Any) -> Hub:
-    hub = Hub(ServerSettings(domain="test.example", **settings), journal or MemoryJournal(),
-              FakeClock())
+    hub = Hub(
+        ServerSettings(domain="test.example", **settings), journal or MemoryJournal(), FakeClock()
+    )
     await hub.load()
     return hub
 
 
 def _publish(hub: Hub, peer: Peer, topic: str, body: str, **fields: Any) -> list[Any]:
     acks: list[Any] = []
-    hub.publish(peer, hub.prepare(peer.id, Msg(topic, body, **fields), None),  # type: ignore[arg-type]
-                acks.append)
+    hub.publish(
+        peer,
+        hub.prepare(peer.id, Msg(topic, body, **fields), None),  # type: ignore[arg-type]
+        acks.append,
+    )
     return acks
 
 
@@ -83,8 +87,12 @@ async def test_a_new_topic_whose_first_event_failed_is_not_kept() -> None:
 
 async def test_direct_messages_reach_only_their_owner_and_presence_everyone() -> None:
     hub = await _hub()
-    alice, alice2, bob, watcher = (Peer("alice@test.example"), Peer("alice@test.example"),
-                                   Peer("bob@test.example"), Peer("w@test.example"))
+    alice, alice2, bob, watcher = (
+        Peer("alice@test.example"),
+        Peer("alice@test.example"),
+        Peer("bob@test.example"),
+        Peer("w@test.example"),
+    )
     for p in (alice, alice2):
         hub.subscribe(p, alice.id, None)  # type: ignore[arg-type]
     hub.subscribe(watcher, alice.id, None)  # type: ignore[arg-type]
@@ -98,7 +106,8 @@ async def test_direct_messages_reach_only_their_owner_and_presence_everyone() ->
     hub.connected(alice.id)
     hub.disconnected(alice, [alice.id])  # type: ignore[arg-type]
     assert [(f["kind"], f["body"], f["seq"]) for f in watcher.frames] == [
-        ("presence", "online", 0)]  # still one connection left: no offline yet
+        ("presence", "online", 0)
+    ]  # still one connection left: no offline yet
     hub.disconnected(alice2, [alice.id])  # type: ignore[arg-type]
     assert watcher.frames[-1]["body"] == "offline"
     await hub.close()
@@ -121,8 +130,11 @@ async def test_listing_is_sorted_prefixed_and_paged() -> None:
 
 async def test_load_skips_channels_an_older_version_kept_for_a_sub() -> None:
     journal = MemoryJournal()
-    journal.topics = {"#empty@test.example": (0, None), "#titled@test.example": (0, "T"),
-                      "#used@test.example": (7, None)}
+    journal.topics = {
+        "#empty@test.example": (0, None),
+        "#titled@test.example": (0, "T"),
+        "#used@test.example": (7, None),
+    }
     hub = await _hub(journal)
     assert sorted(hub.topics) == ["#titled@test.example", "#used@test.example"]
     assert hub.topics["#used@test.example"].seq == 7

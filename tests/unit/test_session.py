@@ -95,11 +95,12 @@ async def test_ident_failures_say_bye() -> None:
         cases: list[tuple[dict[str, Any], str]] = [
             ({"v": 2, "id": ALICE}, "unsupported"),
             ({"v": 1, "id": "not an id"}, "bad-topic"),
-            ({"v": 1, "id": ALICE, "auth": {"method": "password", "secret": "no"}},
-             "auth-failed"),
+            ({"v": 1, "id": ALICE, "auth": {"method": "password", "secret": "no"}}, "auth-failed"),
             ({"v": 1, "id": "#lobby@test.example"}, "auth-failed"),
-            ({"v": 1, "id": ALICE, "auth": {"method": "password", "secret": "pw-a"}},
-             "rate-limited"),  # the allowance of 2 is spent, however right this one is
+            (
+                {"v": 1, "id": ALICE, "auth": {"method": "password", "secret": "pw-a"}},
+                "rate-limited",
+            ),  # the allowance of 2 is spent, however right this one is
         ]
         for i, (fields, code) in enumerate(cases):
             conn = world.connect("198.51.100.9")
@@ -167,28 +168,44 @@ async def test_rich_event_rules() -> None:
         alice, bob, first = await _world_with_event(world)
         edit = {"t": "msg", "topic": LOBBY, "kind": "edit", "body": "hello", "target": first}
         assert _code(await _call(bob, 3, **edit)) == "forbidden"  # not his
-        assert _code(await _call(alice, 4, **{**edit, "target": b"\x00" * 32})) == (
-            "no-such-topic")
+        assert _code(await _call(alice, 4, **{**edit, "target": b"\x00" * 32})) == ("no-such-topic")
         await _call(alice, 5, t="sub", topic="#other@test.example")
         assert _code(await _call(alice, 6, **{**edit, "topic": "#other@test.example"})) == (
-            "no-such-topic")  # the target is in another topic
+            "no-such-topic"
+        )  # the target is in another topic
         assert _code(await _call(alice, 7, t="msg", topic=LOBBY, kind="join", nick="x")) == (
-            "forbidden")  # join and part are for reserved IDs
+            "forbidden"
+        )  # join and part are for reserved IDs
         await alice.send({**edit, "rid": 8})
-        await bob.send({"t": "msg", "topic": LOBBY, "kind": "react", "body": "+1",
-                        "target": first, "rid": 9})
+        await bob.send(
+            {"t": "msg", "topic": LOBBY, "kind": "react", "body": "+1", "target": first, "rid": 9}
+        )
         await world.settled()
         edited, react = alice.reply(8), bob.reply(9)
         assert (edited["kind"], edited["target"]) == ("edit", first)
         assert (react["kind"], react["target"]) == ("react", first)
         assert _code(await _call(alice, 10, t="msg", topic=ALICE, kind="topic", body="t")) == (
-            "forbidden")  # only channels have a title
-        assert _code(await _call(alice, 11, t="msg", topic=LOBBY, kind="edit", body="x",
-                                 target=react["id"])) == "forbidden"  # bob's reaction
-        assert _code(await _call(alice, 12, t="msg", topic=LOBBY, kind="edit", body="x",
-                                 target=edited["id"])) == "forbidden"  # an edit is no text
-        await bob.send({"t": "msg", "topic": LOBBY, "kind": "delete", "target": react["id"],
-                        "rid": 13})
+            "forbidden"
+        )  # only channels have a title
+        assert (
+            _code(
+                await _call(
+                    alice, 11, t="msg", topic=LOBBY, kind="edit", body="x", target=react["id"]
+                )
+            )
+            == "forbidden"
+        )  # bob's reaction
+        assert (
+            _code(
+                await _call(
+                    alice, 12, t="msg", topic=LOBBY, kind="edit", body="x", target=edited["id"]
+                )
+            )
+            == "forbidden"
+        )  # an edit is no text
+        await bob.send(
+            {"t": "msg", "topic": LOBBY, "kind": "delete", "target": react["id"], "rid": 13}
+        )
         await world.settled()
         assert bob.reply(13)["kind"] == "delete"  # withdrawing his own reaction
 
