@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import secrets
 import socket
 import ssl
 from collections import deque
@@ -56,21 +55,15 @@ from .errors import (
 )
 from .events import Event
 from .messages import (
-    Catchup,
     Error,
     EventFrame,
-    History,
     Ident,
     Meta,
     Msg,
-    Ok,
-    Ping,
     Sub,
-    TopicList,
-    Topics,
-    Unsub,
     Welcome,
 )
+from .requests import Requests, new_nonce
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +151,7 @@ class _Outstanding:
     """Its rid on the current connection; None while not sent on it."""
 
 
-class Client:
+class Client(Requests):
     def __init__(
         self,
         dial: Dial,
@@ -461,126 +454,21 @@ class Client:
             )
         return reply
 
+    def _subscribed(self, topic: str) -> None:
+        self._subs[topic] = None
+
+    def _unsubscribed(self, topic: str) -> None:
+        if topic == "*":
+            self._subs.clear()
+        else:
+            self._subs.pop(topic, None)
+
     def _forget(self, entry: _Outstanding) -> None:
         wire = self._wire
         if entry.rid is not None and wire is not None:
             wire.by_rid.pop(entry.rid, None)
             wire.proto.forget(entry.rid)
             self._update_reading()
-
-    async def sub(self, topic: str) -> Meta:
-        reply = await self._request(Sub(topic=topic))
-        assert isinstance(reply, Meta)
-        self._subs[reply.topic] = None
-        return reply
-
-    async def unsub(self, topic: str = "*") -> None:
-        reply = await self._request(Unsub(topic=topic))
-        assert isinstance(reply, Ok)
-        if topic == "*":
-            self._subs.clear()
-        else:
-            self._subs.pop(topic.lower(), None)
-
-    async def publish(
-        self,
-        topic: str,
-        body: str,
-        *,
-        kind: str = "text",
-        reply_to: bytes | None = None,
-        ctype: str | None = None,
-        nick: str | None = None,
-        origin: str | None = None,
-        target: bytes | None = None,
-        nonce: str | None = None,
-    ) -> Event:
-        """Publish and wait for the echo: the event as stored (with id and seq).
-
-        Every publish carries a nonce (a fresh random one unless given), so the
-        server publishes it once however often it is sent (§10).
-        """
-        reply = await self._request(
-            Msg(
-                topic=topic,
-                body=body,
-                kind=kind,
-                reply_to=reply_to,
-                ctype=ctype,
-                nick=nick,
-                origin=origin,
-                target=target,
-                nonce=nonce or new_nonce(),
-            )
-        )
-        assert isinstance(reply, EventFrame)
-        return reply.event
-
-    async def edit(
-        self, event: Event | bytes, body: str, *, topic: str | None = None, **extra: Any
-    ) -> Event:
-        """Replace the text of one of our earlier events (§11 `edit`)."""
-        eid, where = _target(event, topic)
-        return await self.publish(where, body, kind="edit", target=eid, **extra)
-
-    async def delete(
-        self, event: Event | bytes, reason: str = "", *, topic: str | None = None, **extra: Any
-    ) -> Event:
-        """Withdraw one of our earlier events (§11 `delete`)."""
-        eid, where = _target(event, topic)
-        return await self.publish(where, reason, kind="delete", target=eid, **extra)
-
-    async def react(
-        self, event: Event | bytes, key: str, *, topic: str | None = None, **extra: Any
-    ) -> Event:
-        """React to an event with `key` (an emoji or short text, ≤ 64 bytes)."""
-        eid, where = _target(event, topic)
-        return await self.publish(where, key, kind="react", target=eid, **extra)
-
-    async def set_topic(self, topic: str, text: str, **extra: Any) -> Event:
-        """Set a channel's title (§11 `topic`)."""
-        return await self.publish(topic, text, kind="topic", **extra)
-
-    async def catchup(
-        self,
-        topic: str,
-        *,
-        after: int | None = None,
-        before: int | None = None,
-        since: int | None = None,
-        limit: int = 50,
-    ) -> History:
-        reply = await self._request(
-            Catchup(topic=topic, after=after, before=before, since=since, limit=limit)
-        )
-        assert isinstance(reply, History)
-        return reply
-
-    async def history_after(self, topic: str, after: int = 0) -> AsyncIterator[Event]:
-        """Every stored event with seq > `after`, oldest first, paging as needed."""
-        while True:
-            page = await self.catchup(topic, after=after, limit=1000)
-            for event in page.events:
-                yield event
-                after = event.seq
-            if not page.more or not page.events:
-                return
-
-    async def topics(
-        self, prefix: str | None = None, offset: int = 0, limit: int = 100
-    ) -> TopicList:
-        reply = await self._request(Topics(offset=offset, limit=limit, prefix=prefix))
-        assert isinstance(reply, TopicList)
-        return reply
-
-    async def ping(self) -> float:
-        """Round-trip time in seconds."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        await self._request(Ping(time=int(start * 1000)))
-        return loop.time() - start
-
-    # --- incoming events ------------------------------------------------------------------
 
     # --- incoming events ------------------------------------------------------------------
 
@@ -604,17 +492,3 @@ class Client:
             return await asyncio.wait_for(self.__anext__(), timeout)
         except StopAsyncIteration:
             raise ConnectionClosed(f"connection closed: {self.close_reason}") from None
-
-
-def new_nonce() -> str:
-    """A random `msg.nonce`: 96 bits, 16 characters."""
-    return secrets.token_urlsafe(12)
-
-
-def _target(event: Event | bytes, topic: str | None) -> tuple[bytes, str]:
-    """The (id, topic) an edit, delete or react is about."""
-    if isinstance(event, Event):
-        return event.id, topic or event.topic
-    if topic is None:
-        raise ValueError("give the topic when naming the target event by its id")
-    return event, topic
