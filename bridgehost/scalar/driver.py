@@ -4,6 +4,7 @@ TCP, TLS and Unix sockets, in-process socket pairs, the WebSocket endpoint and
 plugins on inherited stdio all run their sessions through a `SessionDriver`;
 a transport only has to be a `Sink` and feed what it reads:
 
+    why = server.refusal(remote)  # optional: ask before an upgrade (HTTP 503/429)
     driver = server.attach(sink, remote="203.0.113.5", kind="websocket")
     if driver is None:           # refused: server full, or too many from that address
         ...
@@ -27,7 +28,12 @@ The driver owns what makes one connection safe for everyone else:
   (`pause_reading` above it), and stream input is decoded in slices, not all
   at once;
 - requests are handled one at a time, yielding to the loop between frames.
-A driver takes `feed` or `feed_body`, not both.
+A driver takes `feed` or `feed_body`, not both. `attach(..., public=False)` is for
+connections the server makes itself (not counted against the public limits);
+`preauth=ID` opens a session whose `ident` must name that reserved ID and needs no
+secret (§12 stdio: `ScalarServer.connect_plugin` does this over a pipe pair, and
+`connect_local` gives in-process adapters and bots a socket pair).
+The WebSocket endpoint (web/scalar_ws.py, `WsSink`) is a complete example.
 """
 
 from __future__ import annotations
