@@ -36,6 +36,11 @@ Ack = Callable[[EncodedEvent | None], None]
 with the committed event (to echo) or None when it could not be stored."""
 
 
+def is_guest(ident: str) -> bool:
+    """Guests are `guest-<hex>@domain`; user names starting with `guest-` are refused."""
+    return ident.startswith("guest-")
+
+
 class Peer(Protocol):
     """One connection as the hub sees it."""
 
@@ -105,6 +110,8 @@ class Hub:
         for name, (seq, title) in (await self.store.load_topics()).items():
             if not seq and title is None:
                 continue  # an empty channel an older version kept for a mere `sub`
+            if is_guest(name):
+                continue  # a past guest's direct messages: that ID is gone for good
             topic = self._topic(name)
             topic.seq = topic.assigned = seq
             topic.title = title
@@ -364,6 +371,20 @@ class Hub:
         elif count == 0:
             del self._online[peer.id]
             self._presence(peer.id, "offline")
+            self._forget_guest(peer.id)
+
+    def _forget_guest(self, ident: str) -> None:
+        """A guest's ID is never given out again: once it is offline its topic (direct
+        messages it got) is dropped from memory, so guests coming and going cannot make
+        the server hold ever more topics. Its history stays on disk, as any topic's."""
+        topic = self.topics.get(ident)
+        if (
+            topic is not None
+            and is_guest(ident)
+            and not topic.subs
+            and topic.assigned == topic.seq  # nothing of it still being committed
+        ):
+            del self.topics[ident]
 
     def is_online(self, ident: str) -> bool:
         return ident in self._online

@@ -324,7 +324,7 @@ class Session:
                 if not settings.guests:
                     raise AuthFailed("authentication failed")
                 ok, self.guest = True, True
-                return f"guest-{_random_hex()}@{settings.domain}"
+                return self._guest_id()
             if parsed.kind is Kind.CHANNEL or parsed.domain != settings.domain:
                 raise AuthFailed("authentication failed")
             await self.s.auth.verify(str(parsed), req.method, req.secret, attempt)
@@ -336,6 +336,13 @@ class Session:
             attempt.succeeded() if ok else attempt.failed()
         self.reserved = parsed.kind is Kind.RESERVED
         return str(parsed)
+
+    def _guest_id(self) -> str:
+        """A fresh guest ID, not one the server still holds a topic of."""
+        while True:
+            ident = f"guest-{_random_hex()}@{self.s.settings.domain}"
+            if not self.s.hub.has_topic(ident) and not self.s.hub.is_online(ident):
+                return ident
 
     # --- topics -----------------------------------------------------------------
 

@@ -208,3 +208,24 @@ async def test_connections_per_address_and_local_connections(tmp_path: Path) -> 
                 break
             await asyncio.sleep(0.01)
         assert "local" not in server.by_kind()
+
+
+async def test_guests_coming_and_going_hold_no_topics(tmp_path: Path) -> None:
+    async with running(tmp_path, FAST) as srv:
+        server = srv.app.server
+        assert server is not None
+        alice = await srv.client("alice")
+        before = len(server.hub.topics)
+        for _ in range(100):
+            guest = await connect(srv.url)
+            await guest.sub(guest.id)
+            await guest.publish(guest.id, "a note to self")
+            gone = guest.id
+            await guest.close()
+        for _ in range(200):
+            if len(server.hub.topics) <= before:
+                break
+            await asyncio.sleep(0.01)
+        assert len(server.hub.topics) <= before
+        with pytest.raises(errors.NoSuchTopic):
+            await alice.publish(gone, "too late")

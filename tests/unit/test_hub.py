@@ -139,3 +139,20 @@ async def test_load_skips_channels_an_older_version_kept_for_a_sub() -> None:
     assert sorted(hub.topics) == ["#titled@test.example", "#used@test.example"]
     assert hub.topics["#used@test.example"].seq == 7
     await hub.close()
+
+
+async def test_a_guest_topic_is_forgotten_when_the_guest_leaves() -> None:
+    journal = MemoryJournal()
+    hub = await _hub(journal)
+    guest, alice = Peer("guest-0123abcd@test.example"), Peer("alice@test.example")
+    hub.connected(guest.id)
+    hub.subscribe(guest, guest.id, None)  # type: ignore[arg-type]
+    _publish(hub, alice, guest.id, "hello, guest")
+    await hub.flush()
+    assert [f["body"] for f in guest.frames] == ["hello, guest"]
+    hub.disconnected(guest, [guest.id])  # type: ignore[arg-type]
+    assert not hub.has_topic(guest.id)  # guests coming and going hold nothing
+    await hub.close()
+    again = await _hub(journal)  # nor after a restart
+    assert not again.has_topic(guest.id) and journal.topics[guest.id][0] == 1
+    await again.close()
