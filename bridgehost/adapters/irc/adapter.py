@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from ...config import Bridge, Link
 from ...runtime import Backoff, Fatal, TaskSet
 from ...scalar.events import Event
-from ..base import AdapterContext, OutQueue, ScalarSide
+from ..base import AdapterContext, LocalKeyValue, OutQueue, ScalarSide
 from ..formatting import NICK_BUDGET, Rendered, irc_to_scalar, render_lines, text_budget
 from ..state import LinkState, State
 from .config import IrcAccount
 from .connection import IrcConnection, RegistrationFailed
 from .flood import flood_bucket
+from .history import POSITION_KEY, Line, Position, nonce, to_relay, went_out
 from .protocol import LineKind, fold, nick_candidates
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,12 @@ HEALTHY_AFTER = 10.0
 the first retry comes within a second. One a server kills sooner is retried
 with growing delays instead (no reconnect loop against a server that drops us)."""
 JOIN_TIMEOUT = 30.0
+MAX_HISTORY = 10000
+"""Lines of one history batch kept (a server sends its `+H` limit, e.g. 50)."""
+HISTORY_WAIT = 2.0
+"""Seconds after a join to wait for a history batch before deciding there is none."""
+SETTLE_WAIT = 10.0
+"""Seconds the resume of a link waits for the first join's history."""
 
 
 @dataclass(eq=False)
@@ -59,6 +66,15 @@ class _Link:
     outcome: asyncio.Future[str | None] | None = None
     sent: int = 0
     """Lines of the queue's head event already written (resumed after a reconnect)."""
+    position: Position | None = None
+    """The last line relayed IRC -> Scalar (kept in the store), where history resumes."""
+    saved: Position | None = None
+    history: list[tuple[str, str, LineKind, Line]] = field(default_factory=list)
+    """The channel's history batch being received: (nick, text, kind, line)."""
+    own: list[Line] = field(default_factory=list)
+    """Our own lines in the first history batch since the adapter started."""
+    history_seen: asyncio.Future[bool] | None = None
+    """Done when the first join's history batch ended (True), or none came (False)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +86,8 @@ class _Incoming:
     ctype: str | None
     received: float
     """When the line arrived (monotonic), for the link's inbound latency."""
+    line: Line | None = None
+    """What the server said about it (msgid, time): its nonce, and the link's position."""
 
 
 class RegistrationRefused(Fatal):
@@ -107,7 +125,7 @@ class IrcAdapter:
         self.ctx = ctx
         self.account = account
         self.name = account.name
-        self.side = ScalarSide(ctx, account.queue)
+        self.side = ScalarSide(ctx, account.queue, settle=self._went_out)
         self.links: dict[str, _Link] = {}
         for bridge, link in ctx.links:
             self.links[fold(link.target)] = _Link(
@@ -119,14 +137,21 @@ class IrcAdapter:
         self.connects = 0
         """Connection attempts so far (health, and tests of the backoff)."""
         self._inbound: asyncio.Queue[_Incoming] = asyncio.Queue()
+        self._positions_moved = asyncio.Event()
 
     def status(self) -> list[LinkState]:
         return self.side.statuses()
 
     async def run(self) -> None:
+        for lk in self.links.values():
+            raw = await self.ctx.kv.get(POSITION_KEY + self.side.origin(lk.link))
+            lk.position = lk.saved = Position.decode(raw)
+            if lk.history_seen is None or lk.history_seen.done():
+                lk.history_seen = asyncio.get_running_loop().create_future()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.side.run(), name=f"irc-{self.name}-scalar")
             tasks.create_task(self._publisher(), name=f"irc-{self.name}-publisher")
+            tasks.create_task(self._save_positions(), name=f"irc-{self.name}-positions")
             for lk in self.links.values():
                 if lk.link.outbound:
                     tasks.create_task(self._sender(lk), name=f"irc-{self.name}-{lk.link.target}")
@@ -223,14 +248,92 @@ class IrcAdapter:
 
     # --- listener callbacks (from the connection, in the event loop) -----------------------
 
-    def on_message(self, channel: str, nick: str, text: str, kind: LineKind) -> None:
+    def on_message(
+        self, channel: str, nick: str, text: str, kind: LineKind, line: Line | None = None
+    ) -> None:
         lk = self.links.get(fold(channel))
         if lk is None or not lk.link.inbound:
             return
         body, ctype = irc_to_scalar(text, markdown=lk.link.markdown)
         if body.strip():
             received = self.side.clock.monotonic()
-            self._inbound.put_nowait(_Incoming(lk, nick, body, kind, ctype, received))
+            self._inbound.put_nowait(_Incoming(lk, nick, body, kind, ctype, received, line))
+
+    def on_history(self, channel: str, nick: str, text: str, kind: LineKind, line: Line) -> None:
+        lk = self.links.get(fold(channel))
+        if lk is None or len(lk.history) >= MAX_HISTORY:
+            return
+        lk.history.append((nick, text, kind, line))
+
+    def on_history_end(self, channel: str) -> None:
+        """A join's history batch is complete: relay what the link missed."""
+        lk = self.links.get(fold(channel))
+        if lk is None:
+            return
+        batch, lk.history = lk.history, []
+        conn = self.conn
+        mine = [line for nick, _, _, line in batch if conn is not None and conn.is_me(nick)]
+        ours = {id(line) for line in mine}
+        theirs = [(n, t, k, line) for n, t, k, line in batch if id(line) not in ours]
+        if lk.history_seen is not None and not lk.history_seen.done():
+            lk.own = mine
+            lk.history_seen.set_result(True)
+        if not lk.link.inbound:
+            return
+        if lk.position is None:  # the first join: nothing old, but from here on
+            if theirs:
+                self._moved_to(lk, theirs[-1][3])
+            return
+        missed = {id(line) for line in to_relay([t[3] for t in theirs], lk.position)}
+        relayed = 0
+        for nick, text, kind, line in theirs:
+            if id(line) in missed:
+                self.on_message(channel, nick, text, kind, line)
+                relayed += 1
+        if relayed:
+            log.info("irc %s: %d line(s) of %s said while away", self.name, relayed, channel)
+
+    async def _went_out(self, link: Link, event: Event) -> bool | None:
+        """Did the event this link was sending when the adapter stopped reach IRC?
+        Our own lines in the channel's history on the first join tell."""
+        lk = self.links.get(fold(link.target))
+        if lk is None or lk.history_seen is None:
+            return None
+        try:
+            seen = await asyncio.wait_for(asyncio.shield(lk.history_seen), SETTLE_WAIT)
+        except TimeoutError:
+            return None
+        if not seen:
+            return None
+        kind = line_kind(event.kind)
+        lines = self.render(lk, event).lines
+        wire = [f"\x01ACTION {text}\x01" if kind == "action" else text for text in lines]
+        return went_out(lk.own, wire)
+
+    def _moved_to(self, lk: _Link, line: Line) -> None:
+        """Keep where the link's IRC -> Scalar relay stands (after each line)."""
+        if line.msgid is None and line.time_ms is None:
+            return
+        lk.position = Position.of(line)
+        key = POSITION_KEY + self.side.origin(lk.link)
+        kv = self.ctx.kv
+        if isinstance(kv, LocalKeyValue):
+            kv.set_now(key, lk.position.encode())
+            lk.saved = lk.position
+        else:
+            self._positions_moved.set()
+
+    async def _save_positions(self) -> None:
+        """Write moved inbound positions to a store that is not local (the server's)."""
+        while True:
+            await self._positions_moved.wait()
+            self._positions_moved.clear()
+            for lk in self.links.values():
+                if lk.position is not None and lk.position != lk.saved:
+                    position = lk.position
+                    key = POSITION_KEY + self.side.origin(lk.link)
+                    await self.ctx.kv.set(key, position.encode())
+                    lk.saved = position
 
     def on_joined(self, channel: str) -> None:
         lk = self.links.get(fold(channel))
@@ -238,6 +341,14 @@ class IrcAdapter:
             return
         if lk.outcome is not None and not lk.outcome.done():
             lk.outcome.set_result(None)
+        seen = lk.history_seen
+        if seen is not None and not seen.done():
+            # A server that keeps history sends it right after the join.
+            def no_history() -> None:
+                if not seen.done() and not lk.history:
+                    seen.set_result(False)
+
+            asyncio.get_running_loop().call_later(HISTORY_WAIT, no_history)
 
     def on_join_error(self, channel: str, reason: str) -> None:
         lk = self.links.get(fold(channel))
@@ -262,14 +373,17 @@ class IrcAdapter:
     async def _publisher(self) -> None:
         while True:
             item = await self._inbound.get()
-            await self.side.publish(
+            event = await self.side.publish(
                 item.link.link,
                 nick=item.nick,
                 body=item.body,
                 kind=item.kind,
                 ctype=item.ctype,
                 received=item.received,
+                nonce=nonce(item.line) or None if item.line is not None else None,
             )
+            if event is not None and item.line is not None:
+                self._moved_to(item.link, item.line)
 
     def render(self, lk: _Link, event: Event) -> Rendered:
         acc = self.account

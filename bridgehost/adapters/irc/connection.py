@@ -24,6 +24,7 @@ from jaraco.stream.buffer import DecodingLineBuffer
 
 from ...runtime import TokenBucket
 from .config import IrcAccount
+from .history import Line, server_time
 from .protocol import (
     JOIN_ERROR_TEXT,
     JOIN_ERRORS,
@@ -50,10 +51,29 @@ class RegistrationFailed(Exception):
         self.reason, self.auth = reason, auth
 
 
+HISTORY_BATCHES = frozenset({"chathistory", "draft/chathistory"})
+
+
+def _tag_values(raw: Any) -> dict[str, str]:
+    """The `irc` library's tag list as {key: value} (tags without a value left out)."""
+    out: dict[str, str] = {}
+    for item in raw or ():
+        if isinstance(item, dict) and isinstance(item.get("value"), str):
+            out[str(item.get("key"))] = item["value"]
+    return out
+
+
 class Listener(Protocol):
     """What the adapter hears from a connection (called in the event loop)."""
 
-    def on_message(self, channel: str, nick: str, text: str, kind: LineKind) -> None: ...
+    def on_message(
+        self, channel: str, nick: str, text: str, kind: LineKind, line: Line | None = None
+    ) -> None: ...
+
+    def on_history(self, channel: str, nick: str, text: str, kind: LineKind, line: Line) -> None:
+        """A line of the channel's history sent on join (`nick` may be ours)."""
+
+    def on_history_end(self, channel: str) -> None: ...
 
     def on_joined(self, channel: str) -> None: ...
 
@@ -94,7 +114,7 @@ class _Connection(AioConnection):  # type: ignore[misc]
         # The library splits text at every \x01 (CTCP quoting); the adapter
         # reads CTCP ACTION itself and keeps the rest of the text whole.
         if len(arguments) >= 2:
-            self.owner.message(command, source, arguments[0], arguments[1])
+            self.owner.message(command, source, arguments[0], arguments[1], tags)
 
     def send_raw(self, string: str) -> None:
         # The library's own lines (NICK, USER, PONG) are unpaced writes too.
@@ -147,6 +167,8 @@ class IrcConnection:
         self._nicks = nick_candidates(account.nick, account.alt_nicks)
         self._nick_index = 0
         self._cap_done = False
+        self._batches: dict[str, str] = {}
+        """Open `chathistory` batches: reference -> channel."""
         self._registered: asyncio.Future[None] = self.loop.create_future()
         self._closed: asyncio.Future[str] = self.loop.create_future()
         self._error: str | None = None
@@ -479,18 +501,38 @@ class IrcConnection:
         if not self._registered.done():
             self._registered.set_result(None)
 
-    def message(self, command: str, source: Any, target: str, text: str) -> None:
+    def message(self, command: str, source: Any, target: str, text: str, tags: Any = None) -> None:
         """A PRIVMSG or NOTICE (called by _Connection for every one)."""
         nick = NickMask(source).nick if source else ""
-        if not source or "!" not in str(source) or self.is_me(nick) or not is_channel(target):
-            return  # server notices, our own echoes, private messages
+        if not source or "!" not in str(source) or not is_channel(target):
+            return  # server notices, private messages
+        values = _tag_values(tags)
+        history = self._batches.get(values.get("batch") or "")
+        if self.is_me(nick) and history is None:
+            return  # our own echo
         kind: LineKind = "notice" if command == "notice" else "text"
+        raw = text
         if text.startswith("\x01"):
             tag, _, rest = text[1:].removesuffix("\x01").partition(" ")
             if tag.upper() != "ACTION" or kind == "notice":
                 return  # other CTCP requests and replies are not chat
             kind, text = "action", rest
-        self.listener.on_message(target, nick, text, kind)
+        line = Line(nick, raw, values.get("msgid"), server_time(values.get("time")))
+        if history is not None:
+            self.listener.on_history(target, nick, text, kind, line)
+        else:
+            self.listener.on_message(target, nick, text, kind, line)
+
+    def _on_batch(self, event: Any) -> None:
+        """IRCv3 batches: a `chathistory` one is a channel's history, sent on join."""
+        ref = str(event.target or "")
+        if ref.startswith("+") and len(event.arguments) >= 2:
+            if event.arguments[0].lower() in HISTORY_BATCHES and len(self._batches) < 100:
+                self._batches[ref[1:]] = event.arguments[1]
+        elif ref.startswith("-"):
+            channel = self._batches.pop(ref[1:], None)
+            if channel is not None:
+                self.listener.on_history_end(channel)
 
     def _on_join(self, event: Any) -> None:
         if self.is_me(event.source.nick):

@@ -34,7 +34,9 @@ SASL_FAILURES = {
     "saslaborted": "906",
     "nicklocked": "902",
 }
-WANTED_CAPS = ("echo-message",)
+WANTED_CAPS = ("echo-message", "message-tags", "server-time", "batch")
+"""echo-message: our lines are not relayed back; the rest: a channel's history
+on join (`chathistory` batches of lines with `msgid` and `time`), see history.py."""
 
 
 def fold(name: str) -> str:
