@@ -129,9 +129,11 @@ def launch_bridgehost(
 def start_bridgehost(
     work: Path, cpus: frozenset[int] | None, tree: Path | None = None, kind: str = "bridgehost"
 ) -> Server:
-    # all generator connections come from 127.0.0.1: lift the per-address limit (a key
-    # older trees, run with `tree`, do not know)
-    per_address = "" if tree else ", connections_per_address: 20000"
+    # all generator connections come from 127.0.0.1: lift the per-address limit (in trees
+    # that have one; older ones refuse the key)
+    settings = (tree or ROOT) / "bridgehost" / "scalar" / "settings.py"
+    known = "connections_per_address" in settings.read_text()
+    per_address = ", connections_per_address: 20000" if known else ""
     proc, port, token, log = launch_bridgehost(
         work,
         "  guests: true\n"
