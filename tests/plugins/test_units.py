@@ -179,3 +179,32 @@ def test_process_option_problems(tmp_path: Path) -> None:
         "bots[4].command: 'no-such-program-here' is not on PATH",
     ):
         assert want in problems, (want, problems)
+
+
+def test_bridgehost_status_lists_plugins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import os
+
+    from bridgehost.cli import main
+
+    data = tmp_path / "d"
+    data.mkdir()
+    (tmp_path / "c.yaml").write_text(f"server: {{domain: example.com, data_dir: {data}}}\n")
+    plugin = {
+        "name": "lines",
+        "kind": "exec",
+        "id": "!lines@example.com",
+        "state": "failed",
+        "pid": None,
+        "restarts": 4,
+        "last_exit": "exited with code 3",
+        "last_error": "exited with code 3; 5 exits within 60 s: left stopped",
+    }
+    status = {"pid": os.getpid(), "listening": [], "links": [], "bots": [], "plugins": [plugin]}
+    (data / "status.json").write_text(json.dumps(status))
+    assert main(["status", "-c", str(tmp_path / "c.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "exec lines (!lines@example.com): failed, 4 restart(s), last exited with code 3" in out
+    assert "5 exits within 60 s: left stopped" in out
