@@ -18,6 +18,7 @@ import asyncio
 import collections
 import contextlib
 import functools
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -180,6 +181,10 @@ class OutQueue:
         if self.on_begin is not None:
             self.on_begin(head)
         return head
+
+    def head(self, count: int) -> list[Event]:
+        """The first `count` events waiting (fewer when fewer wait), not removed."""
+        return list(itertools.islice(self._items, count))
 
     def pop(self) -> None:
         """The head event is done with (sent, or given up on)."""
@@ -444,16 +449,22 @@ class ScalarSide:
         kind: str = "text",
         ctype: str | None = None,
         reply_to: bytes | None = None,
+        target: bytes | None = None,
         received: float | None = None,
         nonce: str | None = None,
+        retry: bool = True,
     ) -> Event | None:
         """Relay one remote message into the bridged channel (waits for the hub).
 
         `received` is when it arrived from the remote side (the clock's
         `monotonic()`; default now), for the link's inbound latency. `nonce`
         names the message for the hub (§10): the same remote message relayed
-        twice (a replay after a restart) is published once. Returns the stored
-        event, or None when it could not be published (logged).
+        twice (a replay after a restart) is published once, and so is one
+        retried after a lost session. Returns the stored event, or None when
+        it could not be published (logged). With `retry=False` a lost or
+        missing session raises `ConnectionClosed` (the hub's rate limit
+        `RateLimited`) at once, for a caller that keeps several publishes in
+        flight and retries them in order.
         """
         entry = self.links[self.origin(link)]
         bridge, st = entry.bridge, entry.status
@@ -474,11 +485,20 @@ class ScalarSide:
                 reply_to=reply_to,
                 nick=nick,
                 origin=origin,
+                target=target,
                 nonce=nonce,
             )
 
         try:
-            event = await publish_retrying(self._connected, lambda: self.client, send)
+            if retry:
+                event = await publish_retrying(self._connected, lambda: self.client, send)
+            else:
+                client = self.client
+                if client is None:
+                    raise ConnectionClosed("no session with the hub")
+                event = await send(client)
+        except (ConnectionClosed, RateLimited):
+            raise
         except ScalarError as exc:
             st.error(f"hub refused a message from {nick}: {exc.code}: {exc.text}")
             return None

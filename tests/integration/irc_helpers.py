@@ -15,8 +15,13 @@ from tests.servers.ircd import InspIRCd, RawIRC
 FAST_FLOOD = {"burst": 1000, "interval": 0}
 
 
+PLAIN_NICKS = {"nick_colours": False, "anti_highlight": False}
+"""Relayed nicks as typed (`<alice> hi`), so tests can compare lines exactly."""
+
+
 def irc_account(server: InspIRCd, nick: str = "bridge", **extra: Any) -> dict[str, Any]:
-    """An `accounts:` entry for a test server: plain TCP, quick retries, no pacing."""
+    """An `accounts:` entry for a test server: plain TCP, quick retries, no pacing,
+    relayed nicks without colour or anti-highlight (`relay` in `extra` replaces that)."""
     account: dict[str, Any] = {
         "type": "irc",
         "host": server.host,
@@ -27,6 +32,7 @@ def irc_account(server: InspIRCd, nick: str = "bridge", **extra: Any) -> dict[st
         "reconnect_initial": 0.2,
         "reconnect_max": 1.0,
         "rejoin_delay": 0.3,
+        "relay": dict(PLAIN_NICKS),
     }
     account.update(extra)
     return account

@@ -152,3 +152,46 @@ async def send(
     resp = await user.client.room_send(room_id, "m.room.message", content, tx_id=txn)
     event_id: str = resp.event_id
     return event_id
+
+
+async def room_events(client: AsyncClient, room_id: str) -> list[dict[str, Any]]:
+    """Every event of a room as Synapse stores it (state included), oldest first."""
+    sync = await client.sync(timeout=0, sync_filter={"room": {"timeline": {"limit": 1}}})
+    assert isinstance(sync, SyncResponse), sync
+    token, out = sync.next_batch, []
+    while True:
+        resp = await client.room_messages(
+            room_id, start=token, direction=MessageDirection.back, limit=1000
+        )
+        assert isinstance(resp, RoomMessagesResponse), resp
+        out.extend(e.source for e in resp.chunk)
+        if not resp.chunk or not resp.end:
+            break
+        token = resp.end
+    out.reverse()
+    return out
+
+
+async def wait_events(
+    client: AsyncClient,
+    room_id: str,
+    check: Callable[[list[dict[str, Any]]], bool],
+    within: float = 15.0,
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + within
+    while True:
+        events = await room_events(client, room_id)
+        if check(events):
+            return events
+        if time.monotonic() > deadline:
+            shown = [(e.get("type"), e.get("content")) for e in events[-12:]]
+            raise AssertionError(f"room {room_id}: condition not met; last events {shown!r}")
+        await asyncio.sleep(0.1)
+
+
+async def raise_power(owner: MatrixUser, room_id: str, user_id: str) -> None:
+    """Let the bridge set the topic (Synapse refuses a creator override in createRoom)."""
+    levels = await owner.client.room_get_state_event(room_id, "m.room.power_levels")
+    content = dict(levels.content)
+    content["users"] = {**content.get("users", {}), user_id: 100}
+    await owner.client.room_put_state(room_id, "m.room.power_levels", content)

@@ -137,6 +137,7 @@ async def test_scalar_matrix_irc_bridge_1000_messages_exactly_once_in_order(
         "tls": False,
         "nick": "bridge",
         "flood": {"burst": 1000, "interval": 0},
+        "relay": {"nick_colours": False, "anti_highlight": False},
     }
     config["bridges"][0]["links"].append({"account": "irc", "target": "#irc"})
     from_scalar = [f"s{i}" for i in range(334)]
@@ -176,11 +177,13 @@ async def test_scalar_matrix_irc_bridge_1000_messages_exactly_once_in_order(
         matrix_order = [m["content"]["body"] for m in msgs if m["sender"] == owner.user_id]
         assert sorted(matrix_order) == sorted(from_matrix)
         in_matrix = [m["content"]["body"] for m in msgs if m["sender"] == bot]
-        assert len(in_matrix) == 667
         assert [b for b in in_matrix if b.startswith("<alice> ")] == [
             f"<alice> {t}" for t in from_scalar
         ]
-        assert [b for b in in_matrix if b.startswith("<u1> ")] == [f"<u1> {t}" for t in from_irc]
+        # An IRC burst of one nick reaches Matrix as fewer messages of joined lines.
+        from_u1 = [b.removeprefix("<u1> ") for b in in_matrix if b.startswith("<u1> ")]
+        assert "\n".join(from_u1).split("\n") == from_irc
+        assert len(in_matrix) == len(from_scalar) + len(from_u1)
 
         lines = [m.trailing for m in u1.messages("#irc")]
         assert len(lines) == 667

@@ -67,6 +67,7 @@ def bridge_config(tmp_path: Path, ircd: InspIRCd, synapse: Synapse, bot: str, ro
                 "reconnect_initial": 0.1,
                 "reconnect_max": 1.0,
                 "process": True,
+                "relay": {"nick_colours": False, "anti_highlight": False},  # `<alice> ...`
             },
             "mx": {
                 "type": "matrix",

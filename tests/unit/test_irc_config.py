@@ -34,7 +34,7 @@ def test_defaults() -> None:
     assert isinstance(acc, IrcAccount)
     assert (acc.port, acc.tls, acc.verify, acc.ca) == (6697, True, True, None)
     assert (acc.flood.burst, acc.flood.interval, acc.flood.window) == (4, 0.7, 4096)
-    assert (acc.queue, acc.max_lines, acc.format) == (1000, 5, "<{nick}> {body}")
+    assert (acc.queue, acc.max_lines, acc.format) == (1000, 10, "<{nick}> {body}")
     assert acc.sasl_password is None
 
 

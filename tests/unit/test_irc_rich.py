@@ -15,6 +15,7 @@ from bridgehost.adapters.irc.memory import Said
 from bridgehost.adapters.irc.nicks import PALETTE, ZWJ, NickStyle, anti_highlight, colour_of
 from bridgehost.adapters.irc.reactions import ReactionGate
 from bridgehost.adapters.irc.render import IrcStyle, Renderer
+from bridgehost.adapters.irc.tags import parse_tags, tag_value
 from bridgehost.scalar.events import Event
 
 PLAIN = NickStyle(colours=False, anti_highlight=False)
@@ -301,3 +302,11 @@ def test_netsplit_becomes_one_summary_per_channel() -> None:
     two.add("#a", "x", "a.b c.d", 0)
     two.add("#a", "y", "a.b c.d", 0)
     assert two.due(5)[0].summary() == ("x, y", "netsplit a.b c.d")
+
+
+def test_tag_values_cannot_end_the_tags_or_the_line() -> None:
+    assert tag_value("a b;c\\d\r\ne") == "a\\sb\\:c\\\\d\\r\\ne"
+    assert parse_tags([{"key": "msgid", "value": "x"}, {"key": "+flag", "value": None}, 5]) == {
+        "msgid": "x",
+        "+flag": None,
+    }

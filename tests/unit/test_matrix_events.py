@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 
-from bridgehost.adapters.matrix.eventmap import EventMap
+from bridgehost.adapters.matrix.config import RelayOptions as Relayed
+from bridgehost.adapters.matrix.eventmap import Bridged, EventMap, Sent
 from bridgehost.adapters.matrix.events import (
-    DELETED,
-    EDIT_MARK,
     MAX_BODY_BYTES,
     Inbound,
     inbound,
@@ -33,9 +32,9 @@ def msg(content: dict[str, Any], etype: str = "m.room.message", **extra: Any) ->
 
 
 def conv(
-    source: dict[str, Any], *, markdown: bool = False, redactions: str = "notice"
+    source: dict[str, Any], *, markdown: bool = False, relay: Relayed | None = None
 ) -> Inbound | None:
-    return inbound(source, markdown=markdown, homeserver=HS, redactions=redactions)
+    return inbound(source, markdown=markdown, homeserver=HS, relay=relay or Relayed())
 
 
 def scalar(body: str, **kw: Any) -> Event:
@@ -87,23 +86,64 @@ def test_reply_keeps_target_and_drops_fallback() -> None:
     assert conv(msg(content)) == Inbound("answer", reply_to_event="$q")
 
 
-def test_edit_is_a_marked_correction_replying_to_the_original() -> None:
+def test_edit_is_an_edit_of_the_original() -> None:
     content = {
         "msgtype": "m.text",
         "body": " * fixed",
         "m.new_content": {"msgtype": "m.text", "body": "fixed"},
         "m.relates_to": {"rel_type": "m.replace", "event_id": "$orig"},
     }
-    assert conv(msg(content)) == Inbound(EDIT_MARK + "fixed", reply_to_event="$orig")
+    assert conv(msg(content)) == Inbound("fixed", "edit", target_event="$orig")
+    assert conv(msg(content), relay=Relayed(edits=False)) is None
 
 
-def test_redaction_is_a_notice_or_nothing() -> None:
-    red = msg({"redacts": "$gone"}, etype="m.room.redaction")
-    assert conv(red) == Inbound(DELETED, "notice", None, "$gone", needs_target=True)
-    assert conv(red, redactions="ignore") is None
+def test_redaction_is_a_delete_of_the_target() -> None:
+    red = msg({"redacts": "$gone", "reason": "oops"}, etype="m.room.redaction")
+    assert conv(red) == Inbound("oops", "delete", target_event="$gone")
+    assert conv(red, relay=Relayed(deletes=False)) is None
     old_style = msg({}, etype="m.room.redaction", redacts="$gone")
-    made = conv(old_style)
-    assert made is not None and made.reply_to_event == "$gone"
+    assert conv(old_style) == Inbound("", "delete", target_event="$gone")
+
+
+def test_reaction_is_a_react_with_its_key() -> None:
+    rel = {"rel_type": "m.annotation", "event_id": "$t", "key": "👍"}
+    assert conv(msg({"m.relates_to": rel}, etype="m.reaction")) == Inbound(
+        "👍", "react", target_event="$t"
+    )
+    long = {**rel, "key": "é" * 100}
+    made = conv(msg({"m.relates_to": long}, etype="m.reaction"))
+    assert made is not None and made.body == "é" * 32
+    assert (
+        conv(msg({"m.relates_to": rel}, etype="m.reaction"), relay=Relayed(reactions=False)) is None
+    )
+    assert conv(msg({"m.relates_to": {**rel, "key": " "}}, etype="m.reaction")) is None
+
+
+def test_topic_and_membership() -> None:
+    topic = msg({"topic": "new topic"}, etype="m.room.topic", state_key="")
+    assert conv(topic) == Inbound("new topic", "topic")
+    huge = msg({"topic": "t" * 5000}, etype="m.room.topic", state_key="")
+    made = conv(huge)
+    assert made is not None and len(made.body.encode()) <= 1024  # a channel title's limit
+    assert conv(topic, relay=Relayed(topic=False)) is None
+    on = Relayed(membership=True)
+    join = member("@bob:x", "join", content={"displayname": "Bob"})
+    assert conv(join) is None  # off by default
+    assert conv(join, relay=on) == Inbound("", "join", nick="Bob")
+    rename = member(
+        "@bob:x",
+        "join",
+        content={"displayname": "Robert"},
+        unsigned={"prev_content": {"membership": "join", "displayname": "Bob"}},
+    )
+    assert conv(rename, relay=on) is None
+    was = {"prev_content": {"membership": "join", "displayname": "Bob"}}
+    leave = member("@bob:x", "leave", unsigned=was)
+    assert conv(leave, relay=on) == Inbound("", "part", nick="Bob")
+    kick = member("@bob:x", "leave", "@mod:x", content={"reason": "spam"}, unsigned=was)
+    assert conv(kick, relay=on) == Inbound("kicked by @mod:x: spam", "part", nick="Bob")
+    ban = member("@bob:x", "ban", "@mod:x", unsigned=was)
+    assert conv(ban, relay=on) == Inbound("banned by @mod:x", "part", nick="Bob")
 
 
 @pytest.mark.parametrize("msgtype", ["m.image", "m.file", "m.video", "m.audio"])
@@ -155,6 +195,7 @@ def test_sticker_is_relayed_like_an_image() -> None:
 
 def test_other_events_become_nothing() -> None:
     assert conv(msg({"membership": "join"}, etype="m.room.member")) is None
+    assert conv(msg({"name": "x"}, etype="m.room.name", state_key="")) is None
     assert conv(msg({"msgtype": "m.text", "body": "   "})) is None
     assert conv(msg("not a map")) is None  # type: ignore[arg-type]
     assert conv(msg({"algorithm": "x"}, etype="m.room.encrypted")) is None
@@ -190,6 +231,7 @@ def test_outbound_text_action_notice() -> None:
         "body": "<alice> hi <b>",
         "format": "org.matrix.custom.html",
         "formatted_body": "<strong>alice</strong>: hi &lt;b&gt;",
+        "m.mentions": {},
     }
     assert outbound(scalar("waves", kind="action"))["body"] == "alice waves"
     assert outbound(scalar("waves", kind="action"))["msgtype"] == "m.emote"
@@ -278,33 +320,39 @@ async def test_event_map_both_ways_and_persisted() -> None:
     kv = DictKV()
     m = EventMap(kv)
     sid = bytes([7]) * 32
-    await m.remember("!r:x", "$e1", sid)
+    m.remember("!r:x", "$e1", sid, nick="Bob", sender="@bob:x")
+    m.remember("!r:x", "$merged", bytes([8]) * 32, merged=True)
     assert await m.scalar_id("$e1") == sid
+    assert await m.bridged("$e1") == Bridged(sid, "Bob", "@bob:x")
     assert await m.event_id("!r:x", sid) == "$e1"
     assert await m.event_id("!other:x", sid) is None
+    assert await m.sent("!r:x", bytes([8]) * 32) == Sent("$merged", merged=True)
+    assert kv.data == {}  # written behind, not on the relay path
+    await m.save()
     fresh = EventMap(kv)
-    assert await fresh.scalar_id("$e1") == sid
+    await fresh.load()
+    assert await fresh.bridged("$e1") == Bridged(sid, "Bob", "@bob:x")
     assert await fresh.event_id("!r:x", sid) == "$e1"
 
 
 async def test_event_map_forgets_the_oldest_beyond_capacity() -> None:
     kv = DictKV()
-    m = EventMap(kv, capacity=3, cache=1)
-    ids = [bytes([i]) * 32 for i in range(5)]
+    m = EventMap(kv, capacity=1000)
+    ids = [bytes([i % 256, i // 256]) * 16 for i in range(2000)]
     for i, sid in enumerate(ids):
-        await m.remember("!r:x", f"$e{i}", sid)
-    assert await m.scalar_id("$e0") is None and await m.scalar_id("$e1") is None
-    assert [await m.scalar_id(f"$e{i}") for i in (2, 3, 4)] == ids[2:]
-    assert len([k for k in kv.data if k.startswith("m2s:")]) == 3
+        m.remember("!r:x", f"$e{i}", sid)
+    await m.save()
+    assert await m.scalar_id("$e0") is None
+    assert await m.scalar_id("$e1999") == ids[1999]
+    assert len(m.map) <= 1000
 
 
-async def test_restarted_event_map_does_not_overwrite_recent_entries() -> None:
+async def test_event_map_reads_entries_of_the_per_key_format() -> None:
     kv = DictKV()
-    first = EventMap(kv, capacity=1000)
-    for i in range(5):
-        await first.remember("!r:x", f"$e{i}", bytes([i]) * 32)
-    again = EventMap(kv, capacity=1000)
-    await again.remember("!r:x", "$e5", bytes([5]) * 32)
-    assert [await again.scalar_id(f"$e{i}") for i in range(6)] == [
-        bytes([i]) * 32 for i in range(6)
-    ]
+    sid = bytes([9]) * 32
+    kv.data["m2s:$old"] = sid
+    kv.data[f"s2m:{sid.hex()}:!r:x"] = b"$old"
+    m = EventMap(kv)
+    await m.load()
+    assert await m.scalar_id("$old") == sid
+    assert await m.event_id("!r:x", sid) == "$old"

@@ -1,13 +1,20 @@
 """The IRC adapter: one connection per account, one link per IRC channel.
 
-Scalar -> IRC: ScalarSide queues every event for each outbound link; one
-sender per link peeks the head, writes its lines through the connection's
-token bucket while the channel is joined, and pops it only when every line
-went out. So a link that is down (no connection, kicked, banned) keeps its
-messages, in order, up to the queue bound.
+Scalar -> IRC (`outbound.py`): ScalarSide queues every event for each
+outbound link; one sender per link renders it for the channel, writes its
+lines through the connection's token bucket while the channel is joined,
+and pops it only when every line went out. So a link that is down (no
+connection, kicked, banned) keeps its messages, in order, up to the queue
+bound.
 
-IRC -> Scalar: the connection calls back with channel messages; one
-publisher task relays them in arrival order through ScalarSide.publish.
+IRC -> Scalar (`inbound.py`): the connection calls back with channel
+messages, topic changes and membership; one publisher task relays them in
+arrival order through ScalarSide.publish. What a channel said while the
+bridge was away comes from the server's history on join (`history.py`).
+
+Both sides share a `Memory` of the channel's messages (saved in the
+adapter's kv every second and at stop), so replies, edits and reactions
+from other networks name the right message on IRC, also after a restart.
 
 Faults: a lost connection is retried with the runtime's Backoff: within a
 second, and then about every second for a while, when the connection had
@@ -23,19 +30,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from dataclasses import dataclass, field
 
-from ...config import Bridge, Link
+from ...config import Link
 from ...runtime import Backoff, Fatal, TaskSet
 from ...scalar.events import Event
-from ..base import AdapterContext, LocalKeyValue, OutQueue, ScalarSide
-from ..formatting import NICK_BUDGET, Rendered, irc_to_scalar, render_lines, text_budget
+from ..base import AdapterContext, LocalKeyValue, ScalarSide
+from ..formatting import NICK_BUDGET
 from ..state import LinkState, State
 from .config import IrcAccount
 from .connection import IrcConnection, RegistrationFailed
 from .flood import flood_bucket
-from .history import POSITION_KEY, Line, Position, nonce, to_relay, went_out
+from .history import POSITION_KEY, Line, Position, to_relay, went_out
+from .inbound import Inbound
+from .link import IrcLink
+from .memory import Memory
+from .nicks import NickStyle
+from .outbound import Outbound
 from .protocol import LineKind, fold, nick_candidates
+from .reactions import ReactionGate
+from .render import IrcStyle, Renderer
+from .tags import Tags
 
 log = logging.getLogger(__name__)
 
@@ -50,44 +64,8 @@ HISTORY_WAIT = 2.0
 """Seconds after a join to wait for a history batch before deciding there is none."""
 SETTLE_WAIT = 10.0
 """Seconds the resume of a link waits for the first join's history."""
-
-
-@dataclass(eq=False)
-class _Link:
-    """Mutable per-link state of one connection's life."""
-
-    bridge: Bridge
-    link: Link
-    status: LinkState
-    queue: OutQueue
-    joined: asyncio.Event = field(default_factory=asyncio.Event)
-    removed: asyncio.Event = field(default_factory=asyncio.Event)
-    removed_reason: str = ""
-    outcome: asyncio.Future[str | None] | None = None
-    sent: int = 0
-    """Lines of the queue's head event already written (resumed after a reconnect)."""
-    position: Position | None = None
-    """The last line relayed IRC -> Scalar (kept in the store), where history resumes."""
-    saved: Position | None = None
-    history: list[tuple[str, str, LineKind, Line]] = field(default_factory=list)
-    """The channel's history batch being received: (nick, text, kind, line)."""
-    own: list[Line] = field(default_factory=list)
-    """Our own lines in the first history batch since the adapter started."""
-    history_seen: asyncio.Future[bool] | None = None
-    """Done when the first join's history batch ended (True), or none came (False)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Incoming:
-    link: _Link
-    nick: str
-    body: str
-    kind: LineKind
-    ctype: str | None
-    received: float
-    """When the line arrived (monotonic), for the link's inbound latency."""
-    line: Line | None = None
-    """What the server said about it (msgid, time): its nonce, and the link's position."""
+SAVE_EVERY = 1.0
+"""Seconds between saves of the message memory."""
 
 
 class RegistrationRefused(Fatal):
@@ -95,16 +73,20 @@ class RegistrationRefused(Fatal):
     help until the config changes, so the adapter stops and says so once."""
 
 
-def line_kind(kind: str) -> LineKind:
-    """How a Scalar event of `kind` goes out on IRC."""
-    return "action" if kind == "action" else "notice" if kind == "notice" else "text"
-
-
-def sender_nick(event: Event) -> str:
-    """The name IRC users see: the relayed nick, else the sender's local part."""
-    if event.nick:
-        return event.nick
-    return event.sender.split("@", 1)[0].lstrip("!")
+def style_of(account: IrcAccount) -> IrcStyle:
+    relay = account.relay
+    return IrcStyle(
+        format=account.format,
+        action_format=account.action_format,
+        max_lines=account.max_lines,
+        nicks=NickStyle(colours=relay.nick_colours, anti_highlight=relay.anti_highlight),
+        replies=relay.replies,
+        edits=relay.edits,
+        deletes=relay.deletes,
+        reactions=relay.reactions,
+        topic=relay.topic,
+        membership=relay.membership,
+    )
 
 
 def describe(exc: BaseException) -> str:
@@ -126,18 +108,34 @@ class IrcAdapter:
         self.account = account
         self.name = account.name
         self.side = ScalarSide(ctx, account.queue, settle=self._went_out)
-        self.links: dict[str, _Link] = {}
-        for bridge, link in ctx.links:
-            self.links[fold(link.target)] = _Link(
-                bridge, link, self.side.status_of(link), self.side.queue(link)
-            )
         nick_len = max(len(n.encode()) for n in nick_candidates(account.nick, account.alt_nicks))
         self.nick_budget = max(NICK_BUDGET, nick_len)
+        style = style_of(account)
+        self.links: dict[str, IrcLink] = {}
+        for bridge, link in ctx.links:
+            self.links[fold(link.target)] = IrcLink(
+                bridge,
+                link,
+                self.side.status_of(link),
+                self.side.queue(link),
+                Renderer(style, link.target, nick_len=self.nick_budget),
+                ReactionGate(account.relay.reaction_interval),
+            )
+        self.memory = Memory(ctx.kv)
+        clock = self.side.clock
+        self.inbound = Inbound(
+            account, self.side, self.memory, self._link, clock=clock, moved=self._moved_to
+        )
+        self.outbound = Outbound(
+            self.memory, lambda: self.conn, ctx.public, clock, self.inbound.publishing
+        )
         self.conn: IrcConnection | None = None
         self.connects = 0
         """Connection attempts so far (health, and tests of the backoff)."""
-        self._inbound: asyncio.Queue[_Incoming] = asyncio.Queue()
         self._positions_moved = asyncio.Event()
+
+    def _link(self, channel: str) -> IrcLink | None:
+        return self.links.get(fold(channel))
 
     def status(self) -> list[LinkState]:
         return self.side.statuses()
@@ -148,14 +146,25 @@ class IrcAdapter:
             lk.position = lk.saved = Position.decode(raw)
             if lk.history_seen is None or lk.history_seen.done():
                 lk.history_seen = asyncio.get_running_loop().create_future()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.side.run(), name=f"irc-{self.name}-scalar")
-            tasks.create_task(self._publisher(), name=f"irc-{self.name}-publisher")
-            tasks.create_task(self._save_positions(), name=f"irc-{self.name}-positions")
-            for lk in self.links.values():
-                if lk.link.outbound:
-                    tasks.create_task(self._sender(lk), name=f"irc-{self.name}-{lk.link.target}")
-            tasks.create_task(self._connection_loop(), name=f"irc-{self.name}-connection")
+        await self.memory.load()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.side.run(), name=f"irc-{self.name}-scalar")
+                tasks.create_task(self.inbound.run(), name=f"irc-{self.name}-inbound")
+                tasks.create_task(self._save_positions(), name=f"irc-{self.name}-positions")
+                tasks.create_task(self._save_memory(), name=f"irc-{self.name}-memory")
+                for lk in self.links.values():
+                    if lk.link.outbound:
+                        name = f"irc-{self.name}-{lk.link.target}"
+                        tasks.create_task(self.outbound.run(lk), name=name)
+                tasks.create_task(self._connection_loop(), name=f"irc-{self.name}-connection")
+        finally:
+            await self.memory.save()
+
+    async def _save_memory(self) -> None:
+        while True:
+            await asyncio.sleep(SAVE_EVERY)
+            await self.memory.save()
 
     # --- connection lifecycle ---------------------------------------------------------------
 
@@ -214,10 +223,11 @@ class IrcAdapter:
             self.conn = None
             for lk in self.links.values():
                 lk.joined.clear()
+                self.inbound.left(lk.link.target)
             await tasks.close()
             conn.close("bridgehost stopping")
 
-    async def _keep_joined(self, conn: IrcConnection, lk: _Link) -> None:
+    async def _keep_joined(self, conn: IrcConnection, lk: IrcLink) -> None:
         acc = self.account
         loop = asyncio.get_running_loop()
         backoff = Backoff(max(acc.rejoin_delay, 1.0), acc.reconnect_max)
@@ -249,15 +259,34 @@ class IrcAdapter:
     # --- listener callbacks (from the connection, in the event loop) -----------------------
 
     def on_message(
-        self, channel: str, nick: str, text: str, kind: LineKind, line: Line | None = None
+        self,
+        channel: str,
+        nick: str,
+        text: str,
+        kind: LineKind,
+        *,
+        line: Line | None = None,
+        tags: Tags | None = None,
     ) -> None:
-        lk = self.links.get(fold(channel))
-        if lk is None or not lk.link.inbound:
-            return
-        body, ctype = irc_to_scalar(text, markdown=lk.link.markdown)
-        if body.strip():
-            received = self.side.clock.monotonic()
-            self._inbound.put_nowait(_Incoming(lk, nick, body, kind, ctype, received, line))
+        self.inbound.message(channel, nick, text, kind, tags=tags or {}, line=line)
+
+    def on_echo(self, channel: str, text: str, tags: Tags) -> None:
+        self.outbound.echo(channel, text, tags)
+
+    def on_topic(self, channel: str, nick: str | None, text: str) -> None:
+        self.inbound.topic(channel, nick, text)
+
+    def on_member(self, channel: str, nick: str, change: str, reason: str) -> None:
+        self.inbound.member(channel, nick, change, reason)
+
+    def on_quit(self, nick: str, reason: str) -> None:
+        self.inbound.quit(nick, reason)
+
+    def on_nick(self, old: str, new: str) -> None:
+        self.inbound.renamed(old, new)
+
+    def on_names(self, channel: str, names: list[str], end: bool) -> None:
+        self.inbound.names(channel, names, end)
 
     def on_history(self, channel: str, nick: str, text: str, kind: LineKind, line: Line) -> None:
         lk = self.links.get(fold(channel))
@@ -288,7 +317,7 @@ class IrcAdapter:
         relayed = 0
         for nick, text, kind, line in theirs:
             if id(line) in missed:
-                self.on_message(channel, nick, text, kind, line)
+                self.inbound.message(channel, nick, text, kind, line=line)
                 relayed += 1
         if relayed:
             log.info("irc %s: %d line(s) of %s said while away", self.name, relayed, channel)
@@ -305,12 +334,9 @@ class IrcAdapter:
             return None
         if not seen:
             return None
-        kind = line_kind(event.kind)
-        lines = self.render(lk, event).lines
-        wire = [f"\x01ACTION {text}\x01" if kind == "action" else text for text in lines]
-        return went_out(lk.own, wire)
+        return went_out(lk.own, self.outbound.wire_lines(lk, event))
 
-    def _moved_to(self, lk: _Link, line: Line) -> None:
+    def _moved_to(self, lk: IrcLink, line: Line) -> None:
         """Keep where the link's IRC -> Scalar relay stands (after each line)."""
         if line.msgid is None and line.time_ms is None:
             return
@@ -356,6 +382,7 @@ class IrcAdapter:
             lk.outcome.set_result(reason)
 
     def on_removed(self, channel: str, reason: str) -> None:
+        self.inbound.left(channel)
         lk = self.links.get(fold(channel))
         if lk is not None:
             lk.joined.clear()
@@ -367,59 +394,3 @@ class IrcAdapter:
         lk = self.links.get(fold(channel))
         if lk is not None:
             lk.status.set(lk.status.state, reason)
-
-    # --- relaying -----------------------------------------------------------------------------
-
-    async def _publisher(self) -> None:
-        while True:
-            item = await self._inbound.get()
-            event = await self.side.publish(
-                item.link.link,
-                nick=item.nick,
-                body=item.body,
-                kind=item.kind,
-                ctype=item.ctype,
-                received=item.received,
-                nonce=nonce(item.line) or None if item.line is not None else None,
-            )
-            if event is not None and item.line is not None:
-                self._moved_to(item.link, item.line)
-
-    def render(self, lk: _Link, event: Event) -> Rendered:
-        acc = self.account
-        action = event.kind == "action"
-        command = "NOTICE" if event.kind == "notice" else "PRIVMSG"
-        return render_lines(
-            event.body,
-            nick=sender_nick(event),
-            fmt=acc.action_format if action else acc.format,
-            budget=text_budget(command, lk.link.target, nick_len=self.nick_budget, action=action),
-            max_lines=acc.max_lines,
-        )
-
-    async def _sender(self, lk: _Link) -> None:
-        while True:
-            event = await lk.queue.peek()
-            dropped = lk.status.dropped
-
-            def current(dropped: int = dropped) -> bool:
-                """Overflow drops the oldest event, which is the one being sent."""
-                return lk.status.dropped == dropped
-
-            def ready() -> bool:
-                return lk.joined.is_set() and current()
-
-            lines = self.render(lk, event).lines
-            kind = line_kind(event.kind)
-            while lk.sent < len(lines) and current():
-                await lk.joined.wait()
-                conn = self.conn
-                if conn is None:
-                    await asyncio.sleep(0.05)
-                elif await conn.say(kind, lk.link.target, lines[lk.sent], still=ready):
-                    lk.sent += 1
-                elif not conn.alive:
-                    await asyncio.sleep(0.05)  # connection just died; the session ends soon
-            if current():
-                lk.queue.sent()
-            lk.sent = 0

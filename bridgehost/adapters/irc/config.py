@@ -38,11 +38,16 @@ class RelayOptions:
     deletes: bool = False
     """`* nick deleted a message` on IRC."""
     reactions: bool = True
-    """`* nick reacted 👍 to ...`, at most one line per target per 10 s."""
+    """`* nick reacted 👍 to alice: "..."`, at most one line per target per interval."""
+    reaction_interval: float = 10.0
+    """Seconds: the reactions to one message within it are summed up in one line."""
     topic: bool = True
     """TOPIC both ways."""
     membership: bool = False
-    """IRC JOIN/PART/QUIT/KICK (netsplits summarised) reach the other networks."""
+    """Joins and parts both ways: IRC JOIN/PART/QUIT/KICK become `join`/`part`
+    events (netsplits summarised), and other networks' are shown as lines."""
+    netsplit_window: float = 3.0
+    """Seconds of netsplit quits gathered into one `part` per channel."""
     anti_highlight: bool = True
     """A zero-width joiner after the first character of a relayed nick."""
     nick_colours: bool = True
@@ -67,7 +72,7 @@ class IrcAccount:
     nickserv_password: str | None = field(default=None, repr=False)
     flood: Flood = field(default_factory=Flood)
     queue: int = 1000
-    max_lines: int = 5
+    max_lines: int = 10
     format: str = "<{nick}> {body}"
     action_format: str = "{nick} {body}"
     reconnect_initial: float = 2.0
@@ -118,7 +123,7 @@ def read_account(keys: AccountKeys, r: Reader) -> IrcAccount:
         nickserv_password=r.text("nickserv_password", secret=True),
         flood=flood,
         queue=r.integer("queue", 1000, lo=1),
-        max_lines=r.integer("max_lines", 5, lo=1),
+        max_lines=r.integer("max_lines", 10, lo=1),
         format=r.text("format", "<{nick}> {body}"),
         action_format=r.text("action_format", "{nick} {body}"),
         reconnect_initial=r.number("reconnect_initial", 2.0, lo=0.01),
@@ -131,9 +136,9 @@ def read_account(keys: AccountKeys, r: Reader) -> IrcAccount:
     )
     for key, fmt in (("format", acc.format), ("action_format", acc.action_format)):
         try:
-            fmt.format(nick="n", body="b")
+            fmt.format(nick="n", plainnick="n", body="b")
         except (KeyError, IndexError, ValueError) as exc:
-            r.problem(key, f"bad format string (use {{nick}} and {{body}}): {exc}")
+            r.problem(key, f"bad format string (use {{nick}}, {{plainnick}}, {{body}}): {exc}")
         else:
             if "{body}" not in fmt:
                 r.problem(key, "the format must contain {body}")

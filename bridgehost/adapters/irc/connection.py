@@ -16,7 +16,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from irc.client import Event, NickMask, ServerNotConnectedError, is_channel
 from irc.client_aio import AioConnection, AioReactor
@@ -36,6 +36,7 @@ from .protocol import (
     nick_candidates,
     sasl_plain_chunks,
 )
+from .tags import Tags, parse_tags, tag_value
 
 log = logging.getLogger(__name__)
 
@@ -54,26 +55,40 @@ class RegistrationFailed(Exception):
 HISTORY_BATCHES = frozenset({"chathistory", "draft/chathistory"})
 
 
-def _tag_values(raw: Any) -> dict[str, str]:
-    """The `irc` library's tag list as {key: value} (tags without a value left out)."""
-    out: dict[str, str] = {}
-    for item in raw or ():
-        if isinstance(item, dict) and isinstance(item.get("value"), str):
-            out[str(item.get("key"))] = item["value"]
-    return out
-
-
 class Listener(Protocol):
     """What the adapter hears from a connection (called in the event loop)."""
 
     def on_message(
-        self, channel: str, nick: str, text: str, kind: LineKind, line: Line | None = None
+        self,
+        channel: str,
+        nick: str,
+        text: str,
+        kind: LineKind,
+        *,
+        line: Line | None = None,
+        tags: Tags | None = None,
     ) -> None: ...
 
     def on_history(self, channel: str, nick: str, text: str, kind: LineKind, line: Line) -> None:
         """A line of the channel's history sent on join (`nick` may be ours)."""
 
     def on_history_end(self, channel: str) -> None: ...
+
+    def on_echo(self, channel: str, text: str, tags: Tags) -> None:
+        """Our own PRIVMSG/NOTICE as the server relayed it (echo-message)."""
+
+    def on_topic(self, channel: str, nick: str | None, text: str) -> None:
+        """A TOPIC change (`nick` None: the topic as it was when we joined, 332)."""
+
+    def on_member(self, channel: str, nick: str, change: str, reason: str) -> None:
+        """Someone else `join`ed or `part`ed (a PART or a KICK) a channel."""
+
+    def on_quit(self, nick: str, reason: str) -> None: ...
+
+    def on_nick(self, old: str, new: str) -> None: ...
+
+    def on_names(self, channel: str, names: list[str], end: bool) -> None:
+        """A NAMES reply (353 lines, then `end` with 366)."""
 
     def on_joined(self, channel: str) -> None: ...
 
@@ -337,12 +352,26 @@ class IrcConnection:
         return still() and self.alive and self.write(line, secret=secret, paced=True)
 
     async def say(
-        self, kind: LineKind, target: str, text: str, *, still: Callable[[], bool]
+        self,
+        kind: LineKind | Literal["topic"],
+        target: str,
+        text: str,
+        *,
+        still: Callable[[], bool],
+        reply_msgid: str | None = None,
     ) -> bool:
+        """A PRIVMSG, NOTICE, CTCP ACTION or TOPIC; with `reply_msgid` tagged as a
+        reply to that message (`+draft/reply`) when the server takes client tags."""
+        if kind == "topic":
+            return await self.paced(f"TOPIC {target} :{text}", still=still)
+        tag = ""
+        if reply_msgid and "message-tags" in self.caps:
+            tag = f"@+draft/reply={tag_value(reply_msgid)} "
         if kind == "action":
-            return await self.paced(f"PRIVMSG {target} :\x01ACTION {text}\x01", still=still)
+            line = f"{tag}PRIVMSG {target} :\x01ACTION {text}\x01"
+            return await self.paced(line, still=still)
         command = "NOTICE" if kind == "notice" else "PRIVMSG"
-        return await self.paced(f"{command} {target} :{text}", still=still)
+        return await self.paced(f"{tag}{command} {target} :{text}", still=still)
 
     async def join(self, channel: str, key: str | None) -> bool:
         line = f"JOIN {channel} {key}" if key else f"JOIN {channel}"
@@ -506,10 +535,11 @@ class IrcConnection:
         nick = NickMask(source).nick if source else ""
         if not source or "!" not in str(source) or not is_channel(target):
             return  # server notices, private messages
-        values = _tag_values(tags)
+        values = parse_tags(tags)
         history = self._batches.get(values.get("batch") or "")
         if self.is_me(nick) and history is None:
-            return  # our own echo
+            self.listener.on_echo(target, text, values)  # our own line, with its msgid
+            return
         kind: LineKind = "notice" if command == "notice" else "text"
         raw = text
         if text.startswith("\x01"):
@@ -521,7 +551,7 @@ class IrcConnection:
         if history is not None:
             self.listener.on_history(target, nick, text, kind, line)
         else:
-            self.listener.on_message(target, nick, text, kind, line)
+            self.listener.on_message(target, nick, text, kind, line=line, tags=values)
 
     def _on_batch(self, event: Any) -> None:
         """IRCv3 batches: a `chathistory` one is a channel's history, sent on join."""
@@ -537,13 +567,52 @@ class IrcConnection:
     def _on_join(self, event: Any) -> None:
         if self.is_me(event.source.nick):
             self.listener.on_joined(event.target)
+        else:
+            self.listener.on_member(event.target, event.source.nick, "join", "")
 
     def _on_kick(self, event: Any) -> None:
-        if event.arguments and self.is_me(event.arguments[0]):
-            reason = event.arguments[1] if len(event.arguments) > 1 else ""
+        if not event.arguments:
+            return
+        reason = event.arguments[1] if len(event.arguments) > 1 else ""
+        if self.is_me(event.arguments[0]):
             self.listener.on_removed(
                 event.target, f"kicked from {event.target} by {event.source.nick}: {reason}"
             )
+        else:
+            why = f"kicked by {event.source.nick}" + (f": {reason}" if reason else "")
+            self.listener.on_member(event.target, event.arguments[0], "part", why)
+
+    def _on_topic(self, event: Any) -> None:
+        if event.source and not self.is_me(event.source.nick) and is_channel(event.target):
+            text = event.arguments[0] if event.arguments else ""
+            self.listener.on_topic(event.target, event.source.nick, text)
+
+    def _on_currenttopic(self, event: Any) -> None:
+        if len(event.arguments) >= 2:
+            self.listener.on_topic(event.arguments[0], None, event.arguments[1])
+
+    def _on_quit(self, event: Any) -> None:
+        if event.source and not self.is_me(event.source.nick):
+            reason = event.arguments[0] if event.arguments else ""
+            self.listener.on_quit(event.source.nick, reason)
+
+    def _on_nick(self, event: Any) -> None:
+        if event.source and event.target:
+            self.listener.on_nick(event.source.nick, event.target)
+
+    def _on_namreply(self, event: Any) -> None:
+        if len(event.arguments) >= 3:
+            self.listener.on_names(event.arguments[1], event.arguments[2].split(), False)
+
+    def _on_endofnames(self, event: Any) -> None:
+        if event.arguments:
+            self.listener.on_names(event.arguments[0], [], True)
+
+    def _on_chanoprivsneeded(self, event: Any) -> None:
+        if event.arguments and is_channel(event.arguments[0]):
+            channel = event.arguments[0]
+            text = event.arguments[-1] if len(event.arguments) > 1 else ""
+            self.listener.on_refused(channel, f"cannot set the topic of {channel}: {text} (482)")
 
     def _on_cannotsendtochan(self, event: Any) -> None:
         if event.arguments and is_channel(event.arguments[0]):
@@ -554,3 +623,6 @@ class IrcConnection:
     def _on_part(self, event: Any) -> None:
         if self.is_me(event.source.nick):
             self.listener.on_removed(event.target, f"parted {event.target}")
+        else:
+            reason = event.arguments[0] if event.arguments else ""
+            self.listener.on_member(event.target, event.source.nick, "part", reason)

@@ -43,7 +43,7 @@ def coloured(shown: str, nick: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class NickStyle:
-    """A link's choice of nick decorations (`relay:` `nick_colors`, `anti_highlight`)."""
+    """A link's choice of nick decorations (`relay:` `nick_colours`, `anti_highlight`)."""
 
     colours: bool = True
     anti_highlight: bool = True

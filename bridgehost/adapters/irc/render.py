@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ...scalar.events import Event
 from ..formatting import body_lines, render_lines, strip_formatting, text_budget, truncate_utf8
@@ -27,6 +28,8 @@ from .correction import correction
 from .memory import Said
 from .nicks import NickStyle
 
+Command = Literal["text", "action", "notice", "topic"]
+MESSAGE_COMMANDS: dict[str, Command] = {"text": "text", "action": "action", "notice": "notice"}
 QUOTE_CHARS = 40
 TOPIC_MAX = 300
 """Bytes of a topic sent; InspIRCd's default TOPICLEN is 307."""
@@ -54,7 +57,7 @@ class IrcStyle:
 class Say:
     """What to send for one event: lines of one command, or a new topic."""
 
-    command: str
+    command: Command
     """`text` (PRIVMSG), `action` (CTCP ACTION), `notice` or `topic` (TOPIC)."""
     lines: tuple[str, ...]
     reply_msgid: str | None = None
@@ -91,7 +94,7 @@ class Renderer:
         return text_budget(command, self.channel, nick_len=self.nick_len, action=action)
 
     def _lines(
-        self, event: Event, body: str, *, command: str = "text", link: str | None = None
+        self, event: Event, body: str, *, command: Command = "text", link: str | None = None
     ) -> Say:
         action = command == "action"
         fmt = self.style.action_format if action else self.style.format
@@ -127,14 +130,14 @@ class Renderer:
         """
         style, kind = self.style, event.kind
         who = style.nicks.plain(sender_nick(event))
-        if kind in ("text", "notice", "action"):
+        if kind in MESSAGE_COMMANDS:
             body = event.body
             msgid = None
             if reply is not None and style.replies:
                 msgid = reply.msgid
                 if kind != "action" and not _addresses(body, reply.nick):
                     body = f"{reply.nick}: {body}"
-            said = self._lines(event, body, command=kind, link=link)
+            said = self._lines(event, body, command=MESSAGE_COMMANDS[kind], link=link)
             return Say(said.command, said.lines, msgid, said.linked)
         if kind == "edit":
             return self._edit(event, target, link)

@@ -30,33 +30,32 @@ from nio import (
     AsyncClient,
     MessageDirection,
     RoomMessagesResponse,
-    RoomSendResponse,
     SyncResponse,
 )
 
 from ...runtime import Backoff
-from ...scalar.events import Event
 from ..base import AdapterContext, ScalarSide
 from ..state import LinkState
 from .checkpoint import Checkpoint
 from .config import MatrixAccount
-from .eventmap import EventMap
+from .eventmap import Bridged, EventMap
 from .events import (
     Inbound,
     inbound,
     localpart,
-    outbound,
     own_join_index,
     own_membership,
-    txn_id,
 )
 from .responses import classify
 from .rooms import Room, Rooms
+from .sender import Sender
 from .session import MatrixAuthError, MatrixSession, TokenRejected
 
 log = logging.getLogger(__name__)
 
 LONG_POLL_MS = 30_000
+MAP_SAVE_EVERY = 1.0
+"""Seconds between saves of the event map (a crash loses at most this much of it)."""
 TIMELINE_LIMIT = 100
 GAP_PAGES = 50
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -101,9 +100,10 @@ class MatrixAdapter:
             [Room(bridge, link, self.scalar.status_of(link)) for bridge, link in ctx.links],
         )
         self.checkpoint = Checkpoint(ctx.kv, ctx.connect)
+        self.relayed = self.account.relay
         self._client: AsyncClient | None = None
         self._publishing = asyncio.Lock()
-        self.rate_limited = 0
+        self.sender = Sender(self.account, self.rooms, self.map, self._publishing, TRANSIENT)
         self._received = 0.0
         """When the batch being relayed arrived (monotonic), for inbound latency."""
         self.syncs = 0
@@ -129,18 +129,32 @@ class MatrixAdapter:
     def join_attempts(self) -> int:
         return self.rooms.join_attempts
 
+    @property
+    def rate_limited(self) -> int:
+        """Sends the homeserver answered with M_LIMIT_EXCEEDED."""
+        return self.sender.rate_limited
+
     # --- lifecycle ----------------------------------------------------------------------
 
     async def run(self) -> None:
         for room in self.rooms:
             room.joined.clear()
             room.status.set("connecting")
+        await self.map.load()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.scalar.run(), name=f"matrix-{self.name}-scalar")
+                tg.create_task(self._save_map(), name=f"matrix-{self.name}-map")
                 tg.create_task(self._matrix(tg), name=f"matrix-{self.name}-sync")
         except BaseExceptionGroup as group:
             raise _first(group) from None
+        finally:
+            await self.map.save()
+
+    async def _save_map(self) -> None:
+        while True:
+            await asyncio.sleep(MAP_SAVE_EVERY)
+            await self.map.save()
 
     async def _open(self) -> AsyncClient:
         """A logged-in client, retried with backoff while the homeserver is unreachable.
@@ -172,7 +186,8 @@ class MatrixAdapter:
             for room in self.rooms:
                 if room.link.outbound:
                     name = f"matrix-send-{room.link.target}"
-                    tg.create_task(self._sender(client, room), name=name)
+                    queue = self.scalar.queue(room.link)
+                    tg.create_task(self.sender.run(client, room, queue), name=name)
             await self._sync_forever(client, full_state=not fresh)
         except TRANSIENT as exc:
             self.rooms.set_down(_describe(exc))
@@ -342,7 +357,7 @@ class MatrixAdapter:
                 source,
                 markdown=room.link.markdown,
                 homeserver=self.account.homeserver,
-                redactions=self.account.redactions,
+                relay=self.relayed,
                 media_link=self.ctx.public.media if self.ctx.public else None,
             )
         except Exception:  # one odd event must not stop the room (its batch would repeat)
@@ -353,32 +368,51 @@ class MatrixAdapter:
         reply_to = None
         if made.reply_to_event is not None:
             reply_to = await self.map.scalar_id(made.reply_to_event)
-        if made.needs_target and reply_to is None:
-            return
-        if await self._already_published(room, room_id, event_id, made):
+        nick = made.nick or self._display_name(room_id, str(sender))
+        target = None
+        if made.target_event is not None:
+            found = await self.map.bridged(made.target_event)
+            if found is None or not self._may_act(made.kind, str(sender), found):
+                return
+            target = found.scalar_id
+            if made.kind in ("edit", "delete") and found.nick:
+                nick = found.nick  # the server keeps edits and deletions to the same nick
+        if await self._already_published(
+            room, room_id, event_id, made, nick=nick, sender=str(sender)
+        ):
             return
         async with self._publishing:
             event = await self.scalar.publish(
                 room.link,
-                nick=self._display_name(room_id, str(sender)),
+                nick=nick,
                 body=made.body,
                 kind=made.kind,
                 ctype=made.ctype,
                 reply_to=reply_to,
+                target=target,
                 received=self._received or None,
             )
             if event is not None:
                 self.checkpoint.published(event)
-                await self.map.remember(room_id, event_id, event.id)
+                self.map.remember(room_id, event_id, event.id, nick=nick, sender=str(sender))
+
+    def _may_act(self, kind: str, sender: str, target: Bridged) -> bool:
+        """Whether a Matrix edit or redaction can be relayed: Scalar lets a bridge edit
+        or delete only what it published itself, for the same person."""
+        if kind == "edit":
+            return target.sender == sender  # clients ignore edits of others' messages
+        if kind == "delete":
+            return target.sender != self.user_id  # our own messages are someone else's
+        return True
 
     async def _already_published(
-        self, room: Room, room_id: str, event_id: str, made: Inbound
+        self, room: Room, room_id: str, event_id: str, made: Inbound, *, nick: str, sender: str
     ) -> bool:
         """After a crash: was this event published before its batch was checkpointed?"""
         done = self.checkpoint.take(self.scalar.origin(room.link), made.body)
         if done is None:
             return False
-        await self.map.remember(room_id, event_id, done.id)
+        self.map.remember(room_id, event_id, done.id, nick=nick, sender=sender)
         log.info("matrix %s: %s was relayed before the restart; not again", self.name, event_id)
         return True
 
@@ -401,76 +435,6 @@ class MatrixAdapter:
         room = self._client.rooms.get(room_id) if self._client is not None else None
         name = room.user_name(user_id) if room is not None else None
         return name if isinstance(name, str) and name else localpart(user_id)
-
-    # --- Scalar -> Matrix ---------------------------------------------------------------------
-
-    async def _sender(self, client: AsyncClient, room: Room) -> None:
-        """Send the link's queued Scalar events one by one, in order."""
-        queue = self.scalar.queue(room.link)
-        backoff = self._backoff()
-        while True:
-            event = await queue.peek()
-            await self.rooms.online.wait()
-            await room.joined.wait()
-            try:
-                done = await self._send(client, room, event)
-            except TRANSIENT as exc:
-                room.status.error(f"send failed: {_describe(exc)}")
-                await backoff.wait()
-                continue
-            backoff.reset()
-            if done:
-                queue.pop()
-
-    async def _reply_target(self, room_id: str, reply_to: bytes | None) -> str | None:
-        """The Matrix event a Scalar reply answers, once any relay in flight is mapped.
-
-        A Scalar client (a bot, say) can answer a relayed Matrix message before
-        the adapter has recorded that message's ids; waiting for the publish in
-        progress closes that gap.
-        """
-        if reply_to is None:
-            return None
-        found = await self.map.event_id(room_id, reply_to)
-        if found is None and self._publishing.locked():
-            async with self._publishing:
-                found = await self.map.event_id(room_id, reply_to)
-        return found
-
-    async def _send(self, client: AsyncClient, room: Room, event: Event) -> bool:
-        """Send one event; True when it is done with (sent, or refused for good)."""
-        room_id = room.room_id
-        assert room_id is not None
-        reply = await self._reply_target(room_id, event.reply_to)
-        try:
-            content = outbound(event, reply_event_id=reply)
-        except Exception:  # never let one event wedge the queue
-            log.exception("matrix %s: cannot convert event seq %d; dropped", self.name, event.seq)
-            room.status.set(room.status.state, f"dropped event seq {event.seq}: conversion failed")
-            return True
-        resp = await client.room_send(room_id, "m.room.message", content, tx_id=txn_id(event))
-        answer = classify(resp, RoomSendResponse)
-        if answer.ok:
-            await self.map.remember(room_id, resp.event_id, event.id)
-            room.status.relayed(event.time)
-            return True
-        if answer.outcome == "rate limited":
-            wait = answer.retry_after or 1.0
-            self.rate_limited += 1
-            room.status.error("rate-limited by the homeserver (M_LIMIT_EXCEEDED)")
-            log.debug("matrix %s: rate-limited; resending in %.2f s", self.name, wait)
-            await asyncio.sleep(wait)
-            return False
-        if answer.outcome == "token rejected":
-            raise TokenRejected(f"{self.user_id}: access token rejected while sending")
-        if answer.outcome == "forbidden" and not await self.rooms.still_joined(client, room_id):
-            if room.joined.is_set():
-                room.left("removed", f"not in {room.link.target}: {answer.message}")
-            return False
-        if answer.outcome == "transient":
-            raise ConnectionError(f"send failed: {answer.describe()}")
-        room.status.error(f"dropped a message the homeserver refused: {answer.describe()}")
-        return True
 
 
 def _describe(exc: BaseException) -> str:

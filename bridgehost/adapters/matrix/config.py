@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
 
 from ...config.model import AccountKeys, default_reserved_id
 from ...config.reader import Reader
@@ -29,11 +28,17 @@ class RelayOptions:
     topic: bool = True
     """`m.room.topic` both ways."""
     membership: bool = False
-    """`m.room.member` joins and leaves reach the other networks."""
+    """Joins and leaves both ways: `m.room.member` changes become `join`/`part`
+    events, and other networks' are shown as notices."""
+    mentions: bool = True
+    """`name: text` addressing a room member becomes a pill with `m.mentions`."""
     merge: bool = True
-    """Consecutive lines of one remote nick within `merge_window` become one event."""
+    """Consecutive lines of one IRC nick, each within `merge_window` of the one
+    before, go out as one Matrix message."""
     merge_window: float = 0.1
     """Seconds (see `merge`)."""
+    merge_max_bytes: int = 16000
+    """The largest merged message body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +51,6 @@ class MatrixAccount:
     device_name: str = "bridgehost"
     verify: bool = True
     queue: int = 1000
-    redactions: Literal["notice", "ignore"] = "notice"
     reconnect_initial: float = 2.0
     reconnect_max: float = 300.0
     relay: RelayOptions = field(default_factory=RelayOptions)
@@ -67,12 +71,18 @@ def read_account(keys: AccountKeys, r: Reader) -> MatrixAccount:
         device_name=r.text("device_name", "bridgehost"),
         verify=r.boolean("verify", True),
         queue=r.integer("queue", 1000, lo=1),
-        redactions=r.choice("redactions", "notice", ("notice", "ignore")),
         reconnect_initial=r.number("reconnect_initial", 2.0, lo=0.01),
         reconnect_max=r.number("reconnect_max", 300.0, lo=0.01),
         relay=r.options("relay", RelayOptions),
         process=keys.process,
     )
+    if "redactions" in r.raw:
+        r.text("redactions")
+        r.problem("redactions", "replaced by relay: {deletes: true|false}")
+    if acc.relay.merge_window > 10:
+        r.problem("relay.merge_window", "at most 10 seconds")
+    if acc.relay.merge_max_bytes < 1000:
+        r.problem("relay.merge_max_bytes", "must be at least 1000")
     if acc.homeserver and not acc.homeserver.startswith(("http://", "https://")):
         r.problem("homeserver", "must be an http:// or https:// URL")
     if acc.user_id and not re.fullmatch(r"@[^:]+:.+", acc.user_id):

@@ -1,83 +1,95 @@
 """Scalar event id <-> Matrix event id, kept in the adapter's key-value store.
 
-Replies, edits and redactions name the event they refer to; across the bridge
-that is the other side's id. Every bridged message is remembered both ways:
-`m2s:<event id>` -> Scalar id, and `s2m:<Scalar id hex>:<room id>` -> event
-id (a Scalar event may be sent to several rooms). The map is a ring of
-`capacity` entries: the oldest mapping is forgotten when a new one needs its
-slot, so the store does not grow forever; replies to very old messages then
-simply carry no reference.
+Replies, edits, redactions and reactions name the event they act on; across
+the bridge that is the other side's id. Every bridged message is remembered
+both ways: Matrix event id -> (Scalar id, the sender's name and user ID, for
+edits and redactions relayed later), and (Scalar id, room) -> Matrix event
+id (a Scalar event may be sent to several rooms; several Scalar lines merged
+into one Matrix message all map to it, marked, since it cannot be edited to
+mean one of them).
+
+The map lives in a `PagedMap` (memory, written behind a page at a time,
+bounded to the latest `capacity` entries) so that remembering costs no
+database commit on the relay path. Entries an older version wrote one key
+each (`m2s:`, `s2m:`) are still found.
 """
 
 from __future__ import annotations
 
-import collections
+import json
+from dataclasses import dataclass
 
 from ...scalar.store import KeyValue
+from ..pagedmap import PagedMap
 
-NEXT_KEY = "map:next"
-SAVE_EVERY = 100
+CAPACITY = 40_000
+"""Entries kept (two per message): the latest 20,000 bridged messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bridged:
+    """What we know of a Matrix event that crossed the bridge."""
+
+    scalar_id: bytes
+    nick: str = ""
+    sender: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The Matrix event a Scalar event became in one room."""
+
+    event_id: str
+    merged: bool = False
+    """Part of a message that carries several Scalar lines (not editable alone)."""
 
 
 class EventMap:
-    def __init__(self, kv: KeyValue, *, capacity: int = 100_000, cache: int = 5000) -> None:
+    def __init__(self, kv: KeyValue, *, capacity: int = CAPACITY) -> None:
         self.kv = kv
-        self.capacity = capacity
-        self._cache: collections.OrderedDict[str, str | bytes] = collections.OrderedDict()
-        self._cache_size = cache
-        self._next: int | None = None
+        self.map = PagedMap(kv, "evmap:", capacity=capacity)
 
-    def _cached(self, key: str, value: str | bytes) -> None:
-        self._cache[key] = value
-        self._cache.move_to_end(key)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+    async def load(self) -> None:
+        await self.map.load()
 
-    @staticmethod
-    def _s2m(scalar_id: bytes, room_id: str) -> str:
-        return f"s2m:{scalar_id.hex()}:{room_id}"
+    async def save(self) -> None:
+        await self.map.save()
 
-    async def remember(self, room_id: str, event_id: str, scalar_id: bytes) -> None:
+    def remember(
+        self,
+        room_id: str,
+        event_id: str,
+        scalar_id: bytes,
+        *,
+        nick: str = "",
+        sender: str = "",
+        merged: bool = False,
+    ) -> None:
         """Record that `event_id` in `room_id` and Scalar `scalar_id` are one message."""
-        m2s, s2m = f"m2s:{event_id}", self._s2m(scalar_id, room_id)
-        self._cached(m2s, scalar_id)
-        self._cached(s2m, event_id)
-        if self._next is None:
-            saved = await self.kv.get(NEXT_KEY)
-            self._next = int(saved) if saved else 0
-        n, self._next = self._next, self._next + 1
-        slot = f"ring:{n % self.capacity:08d}"
-        old = await self.kv.get(slot)
-        if old:
-            old_m2s, _, old_s2m = old.decode().partition("\n")
-            for key in (old_m2s, old_s2m):
-                if key not in (m2s, s2m):
-                    await self.kv.delete(key)
-                    self._cache.pop(key, None)
-        await self.kv.set(m2s, scalar_id)
-        await self.kv.set(s2m, event_id.encode())
-        await self.kv.set(slot, f"{m2s}\n{s2m}".encode())
-        if n % SAVE_EVERY == 0:
-            await self.kv.set(NEXT_KEY, str(n + SAVE_EVERY).encode())
+        self.map.put("m:" + event_id, json.dumps([scalar_id.hex(), nick, sender]))
+        self.map.put(f"s:{scalar_id.hex()}:{room_id}", ("+" if merged else "") + event_id)
+
+    async def bridged(self, event_id: str) -> Bridged | None:
+        raw = self.map.get("m:" + event_id)
+        if raw is not None:
+            hexid, nick, sender = json.loads(raw)
+            return Bridged(bytes.fromhex(hexid), nick, sender)
+        legacy = await self.kv.get("m2s:" + event_id)
+        return Bridged(legacy) if legacy is not None else None
 
     async def scalar_id(self, event_id: str) -> bytes | None:
-        key = f"m2s:{event_id}"
-        hit = self._cache.get(key)
-        if isinstance(hit, bytes):
-            return hit
-        value = await self.kv.get(key)
-        if value is not None:
-            self._cached(key, value)
-        return value
+        found = await self.bridged(event_id)
+        return found.scalar_id if found is not None else None
+
+    async def sent(self, room_id: str, scalar_id: bytes) -> Sent | None:
+        raw = self.map.get(f"s:{scalar_id.hex()}:{room_id}")
+        if raw is None:
+            legacy = await self.kv.get(f"s2m:{scalar_id.hex()}:{room_id}")
+            raw = legacy.decode() if legacy is not None else None
+        if raw is None:
+            return None
+        return Sent(raw.removeprefix("+"), merged=raw.startswith("+"))
 
     async def event_id(self, room_id: str, scalar_id: bytes) -> str | None:
-        key = self._s2m(scalar_id, room_id)
-        hit = self._cache.get(key)
-        if isinstance(hit, str):
-            return hit
-        value = await self.kv.get(key)
-        if value is None:
-            return None
-        event_id = value.decode()
-        self._cached(key, event_id)
-        return event_id
+        found = await self.sent(room_id, scalar_id)
+        return found.event_id if found is not None else None

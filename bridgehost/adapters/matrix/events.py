@@ -5,13 +5,13 @@ functions decide the content, so every mapping rule is unit-tested:
 
 - `m.text` / `m.emote` / `m.notice` <-> `text` / `action` / `notice`;
 - `formatted_body` HTML -> plain text, or markdown (`ctype: text/markdown`)
-  when the link has `markdown: true`;
+  when the link has `markdown: true`; a mention pill becomes the plain name;
 - a reply keeps the event it answers (`reply_to_event`), its fallback is dropped;
-- an edit (`m.replace`) becomes a new message marked `(edit)` that replies to
-  the original;
-- a redaction becomes the notice `deleted a message` replying to the
-  redacted message (only if that one was bridged), or nothing with
-  `redactions: ignore`;
+- an edit (`m.replace`) becomes `kind: edit` of the original (`target_event`);
+- a redaction becomes `kind: delete` of the redacted event;
+- a reaction (`m.reaction`) becomes `kind: react` with its key;
+- `m.room.topic` becomes `kind: topic`; `m.room.member` joins and leaves
+  become `join` / `part` (each switchable, see `RelayOptions`);
 - `m.image` / `m.file` / `m.video` / `m.audio` / stickers become text with
   the file name and a download link: bridgehost's own signed media link when
   it has a public URL (`media_link`), else the homeserver's media URL.
@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ...scalar.events import Event
+from ...scalar.events import MAX_TITLE, Event
 from ..state import State
+from .config import RelayOptions
+from .mentions import pill
 from .render import (
     html_to_markdown,
     html_to_text,
@@ -35,13 +37,14 @@ from .render import (
     text_to_html,
 )
 
-EDIT_MARK = "(edit) "
-DELETED = "deleted a message"
+MAX_KEY_BYTES = 64
+"""A Scalar reaction key is at most 64 bytes (protocol §11)."""
 MAX_BODY_BYTES = 15000
 """A Scalar event must fit one 16 KiB frame with its other fields."""
 MAX_HTML_CHARS = 30000
 """Matrix events are at most 64 KiB; past this the plain body alone is sent."""
 HTML_FORMAT = "org.matrix.custom.html"
+DEFAULT_RELAY = RelayOptions()
 MEDIA = frozenset({"m.image", "m.file", "m.video", "m.audio"})
 KIND_OF_MSGTYPE = {"m.text": "text", "m.emote": "action", "m.notice": "notice"}
 MSGTYPE_OF_KIND = {"text": "m.text", "action": "m.emote", "notice": "m.notice"}
@@ -60,8 +63,11 @@ class Inbound:
     ctype: str | None = None
     reply_to_event: str | None = None
     """Matrix event id whose Scalar id becomes `reply_to`, when known."""
-    needs_target: bool = False
-    """Drop the message when `reply_to_event` was never bridged (redactions)."""
+    target_event: str | None = None
+    """Matrix event id whose Scalar id becomes `target` (edit, delete, react);
+    the message is dropped when that event was never bridged."""
+    nick: str | None = None
+    """Whose membership changed (join / part), when not the sender's name."""
 
 
 def localpart(user_id: str) -> str:
@@ -151,7 +157,7 @@ def inbound(
     *,
     markdown: bool,
     homeserver: str,
-    redactions: str = "notice",
+    relay: RelayOptions = DEFAULT_RELAY,
     media_link: MediaLink | None = None,
 ) -> Inbound | None:
     """What a Matrix timeline event becomes in Scalar, or None if nothing."""
@@ -161,9 +167,17 @@ def inbound(
         return None
     if etype == "m.room.redaction":
         target = content.get("redacts") or source.get("redacts")
-        if redactions == "ignore" or not isinstance(target, str):
+        if not relay.deletes or not isinstance(target, str):
             return None
-        return Inbound(DELETED, "notice", None, target, needs_target=True)
+        return Inbound(_text(content.get("reason")), "delete", target_event=target)
+    if etype == "m.reaction":
+        return _reaction(content) if relay.reactions else None
+    if etype == "m.room.topic":
+        if not relay.topic or source.get("state_key") != "":
+            return None
+        return Inbound(truncate_utf8(_text(content.get("topic")), MAX_TITLE), "topic")
+    if etype == "m.room.member":
+        return _membership(source, content) if relay.membership else None
     if etype not in ("m.room.message", "m.sticker"):
         return None
     relates = content.get("m.relates_to")
@@ -175,14 +189,9 @@ def inbound(
             new, markdown=markdown, homeserver=homeserver, media_link=media_link
         )
         original = relates.get("event_id")
-        if made is None:
+        if made is None or not relay.edits or not isinstance(original, str):
             return None
-        return Inbound(
-            truncate_utf8(EDIT_MARK + made.body),
-            made.kind,
-            made.ctype,
-            original if isinstance(original, str) else None,
-        )
+        return Inbound(truncate_utf8(made.body), "edit", made.ctype, target_event=original)
     made = _content_to_inbound(
         content,
         markdown=markdown,
@@ -192,7 +201,7 @@ def inbound(
     )
     if made is None:
         return None
-    reply = relates.get("m.in_reply_to")
+    reply = relates.get("m.in_reply_to") if relay.replies else None
     target = reply.get("event_id") if isinstance(reply, Mapping) else None
     return Inbound(
         truncate_utf8(made.body),
@@ -200,6 +209,42 @@ def inbound(
         made.ctype,
         target if isinstance(target, str) else None,
     )
+
+
+def _reaction(content: Mapping[str, Any]) -> Inbound | None:
+    relates = content.get("m.relates_to")
+    if not isinstance(relates, Mapping) or relates.get("rel_type") != "m.annotation":
+        return None
+    target, key = relates.get("event_id"), relates.get("key")
+    if not isinstance(target, str) or not isinstance(key, str) or not key.strip():
+        return None
+    data = key.encode()
+    if len(data) > MAX_KEY_BYTES:
+        key = data[:MAX_KEY_BYTES].decode(errors="ignore")
+    return Inbound(key, "react", target_event=target)
+
+
+def _membership(source: Mapping[str, Any], content: Mapping[str, Any]) -> Inbound | None:
+    """A join or a leave (kick, ban) of someone; profile changes are not membership."""
+    user = source.get("state_key")
+    if not isinstance(user, str):
+        return None
+    unsigned = source.get("unsigned")
+    prev = unsigned.get("prev_content") if isinstance(unsigned, Mapping) else None
+    prev = prev if isinstance(prev, Mapping) else {}
+    now, before = content.get("membership"), prev.get("membership")
+    if now == "join" and before != "join":
+        name = _text(content.get("displayname")) or localpart(user)
+        return Inbound("", "join", nick=name)
+    if now in ("leave", "ban") and before == "join":
+        name = _text(prev.get("displayname")) or localpart(user)
+        reason = _text(content.get("reason"))
+        sender = source.get("sender")
+        if sender != user:
+            by = "banned" if now == "ban" else "kicked"
+            reason = f"{by} by {sender}" + (f": {reason}" if reason else "")
+        return Inbound(reason, "part", nick=name)
+    return None
 
 
 def sender_name(event: Event) -> str:
@@ -210,11 +255,30 @@ def sender_name(event: Event) -> str:
     return name.split("@", 1)[0] or event.sender
 
 
-def outbound(event: Event, *, reply_event_id: str | None = None) -> dict[str, Any]:
-    """The `m.room.message` content a Scalar event becomes in Matrix."""
+def outbound(
+    event: Event,
+    *,
+    reply_event_id: str | None = None,
+    mention: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """The `m.room.message` content a Scalar event becomes in Matrix.
+
+    `mention` is (name as written, user ID) of the room member the body
+    starts by addressing: that name becomes a pill and the user is listed in
+    `m.mentions`, which is always present, so nobody else is pinged by a name
+    that merely appears in the text.
+    """
     nick = sender_name(event)
     text = event.body
     rendered = markdown_to_html(text) if event.ctype == "text/markdown" else text_to_html(text)
+    mentions: dict[str, Any] = {}
+    if mention is not None:
+        name, user_id = mention
+        escaped = html.escape(name, quote=False)
+        at = rendered.find(escaped)
+        if at >= 0 and not rendered[:at].strip():
+            rendered = rendered[:at] + pill(user_id, name) + rendered[at + len(escaped) :]
+            mentions["user_ids"] = [user_id]
     who = html.escape(nick, quote=False)
     if event.kind == "action":
         body, formatted = f"{nick} {text}", f"{who} {rendered}"
@@ -223,6 +287,7 @@ def outbound(event: Event, *, reply_event_id: str | None = None) -> dict[str, An
     content: dict[str, Any] = {
         "msgtype": MSGTYPE_OF_KIND.get(event.kind, "m.text"),
         "body": body,
+        "m.mentions": mentions,
     }
     if len(formatted) <= MAX_HTML_CHARS:
         content["format"] = HTML_FORMAT
