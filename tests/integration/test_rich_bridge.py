@@ -34,6 +34,7 @@ from .matrix_helpers import (
     room_messages,
     send,
     wait_events,
+    wait_room_messages,
 )
 
 pytestmark = [pytest.mark.synapse, pytest.mark.ircd]
@@ -109,6 +110,14 @@ async def test_a_thousand_line_irc_burst_is_in_matrix_within_two_seconds(
         await u1.connect()
         await u1.join("#irc")
         await all_joined(srv)
+        # An IRC line addressing a room member by name pings them in Matrix.
+        await u1.privmsg("#irc", f"{owner.localpart}: a paste is coming")
+        msgs = await wait_room_messages(
+            owner.client, room_id, lambda m: any(x["sender"] == bot for x in m)
+        )
+        (hello,) = [m["content"] for m in msgs if m["sender"] == bot]
+        assert hello["m.mentions"] == {"user_ids": [owner.user_id]}
+        assert f"https://matrix.to/#/{owner.user_id}" in hello["formatted_body"]
         # Written in chunks, as a client pastes: one 30 KB write is read by InspIRCd
         # in part at once and the rest ~2 s later (its own quirk; a plain client sees
         # the same), which would measure the server, not the bridge.
@@ -120,10 +129,10 @@ async def test_a_thousand_line_irc_burst_is_in_matrix_within_two_seconds(
 
         # In the room = the homeserver accepted the sends carrying every line.
         st = next(s for s in srv.app.link_statuses() if s.account == "mx")
-        await wait_until(lambda: st.relayed_out == len(lines), 15, "1,000 lines sent to Matrix")
+        await wait_until(lambda: st.relayed_out == 1 + len(lines), 15, "1,000 lines in Matrix")
         elapsed = time.monotonic() - started
         msgs = await room_messages(owner.client, room_id)
-        bodies = [m["content"]["body"] for m in msgs if m["sender"] == bot]
+        bodies = [m["content"]["body"] for m in msgs if m["sender"] == bot][1:]
         got = "\n".join(b.removeprefix("<u1> ") for b in bodies).split("\n")
         assert got == lines  # every line, in order, once
         print(f"\n1,000 IRC lines in Matrix after {elapsed:.2f} s as {len(bodies)} messages")
