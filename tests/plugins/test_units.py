@@ -121,9 +121,9 @@ def test_stderr_lines_keep_their_level_and_lose_control_characters() -> None:
     assert describe_exit(3) == "exited with code 3"
 
 
-def parse(raw: dict[str, Any], tmp_path: Path) -> Any:
+def parse(raw: dict[str, Any], tmp_path: Path, path: Path | None = None) -> Any:
     base = {"server": {"domain": "example.com", "data_dir": str(tmp_path / "d")}}
-    return parse_config({**base, **raw}, base=tmp_path)
+    return parse_config({**base, **raw}, base=tmp_path, path=path)
 
 
 def test_process_options_are_read_for_process_accounts(tmp_path: Path) -> None:
@@ -142,6 +142,7 @@ def test_process_options_are_read_for_process_accounts(tmp_path: Path) -> None:
             }
         },
         tmp_path,
+        tmp_path / "bridgehost.yaml",
     )
     assert config.processes == {
         "files": ProcessOptions(300, 2.0, RestartPolicy(burst=3, interval=30.0))
