@@ -28,6 +28,8 @@ publishers wait for room."""
 
 GATHER = 1024
 """Loop iterations a batch may wait for more events while they keep arriving."""
+GATHER_EVENTS = 1000
+"""Events after which a batch stops waiting for more (its fan-out runs in one go)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +204,8 @@ class GroupCommit:
             self._progress()
 
     async def _gather(self) -> None:
-        """Let the loop run while events keep arriving, for at most GATHER iterations.
+        """Let the loop run while events keep arriving, for at most GATHER iterations
+        and until GATHER_EVENTS are queued.
 
         Sessions handle one request per loop iteration, so a burst of `msg`s read at
         once arrives over many iterations: waiting until one passes with nothing new
@@ -213,7 +216,7 @@ class GroupCommit:
         """
         seen = -1
         for _ in range(GATHER):
-            if len(self._queue) == seen:
+            if len(self._queue) == seen or seen >= GATHER_EVENTS:
                 return
             seen = len(self._queue)
             await asyncio.sleep(0)
