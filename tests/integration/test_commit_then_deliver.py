@@ -20,6 +20,8 @@ from bridgehost.scalar.wire import FrameDecoder, frame
 from bridgehost.testing import Running, running
 from bridgehost.testing.journal import FaultyJournal, install
 
+from .irc_helpers import wait_until
+
 FAST = {"server": {"limits": {"rate": 100000, "burst": 100000}}}
 
 
@@ -95,7 +97,7 @@ async def test_events_queued_behind_a_failed_commit_fail_with_it_other_topics_do
         await asyncio.wait_for(journal.held.wait(), 5)
         behind = [asyncio.ensure_future(alice.publish(lobby, f"behind {i}")) for i in range(3)]
         elsewhere = asyncio.ensure_future(alice.publish(other, "elsewhere"))
-        await asyncio.sleep(0.2)  # all of them are queued behind the held commit
+        await wait_until(lambda: hub_of(srv).commits.backlog == 5)  # all queued behind the held one
         journal.fail(1)
         journal.release()
         for fut in (in_flight, *behind):
@@ -227,8 +229,10 @@ async def test_order_holds_with_a_slow_commit_and_a_full_backlog(tmp_path: Path)
             )
             for k, p in enumerate(publishers)
         ]
-        await asyncio.sleep(0.3)  # everyone is blocked on the full backlog now
-        assert hub.commits.backlog <= hub.commits.max_backlog + 4  # one per connection
+        # everyone is blocked on the full backlog now (each connection got one more in)
+        await wait_until(lambda: hub.commits.backlog >= hub.commits.max_backlog)
+        await asyncio.sleep(0.3)
+        assert hub.commits.backlog <= hub.commits.max_backlog + 4
         journal.release()
         echoes = [await asyncio.wait_for(s, 20) for s in sends]
         total = 4 * n + 1

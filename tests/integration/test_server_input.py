@@ -73,7 +73,7 @@ async def test_a_value_sharing_bomb_before_ident_holds_up_nobody(proc: Bridgehos
             await attacker.send(sharing_bomb())
         started = time.monotonic()
         await bystander.ping()  # answered while (or after) the bombs are refused
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 5.0  # (the old server never answered)
         for _ in range(20):
             reply = await attacker.recv()
             assert reply.get("t") == "error" and reply["code"] == "bad-message", reply
