@@ -66,7 +66,8 @@ async def test_tls_verifies_certificates_with_ca_or_verify_false(
             "TLS outcomes",
         )
         assert "certificate" in (by_account["strict"].last_error or "")
-        assert by_account["strict"].state == "disconnected"
+        # it keeps retrying with backoff, so it is between attempts or in one, never joined
+        assert by_account["strict"].state in ("disconnected", "connecting")
         conn = irc_adapter(srv, "trusted").conn
         assert conn is not None and conn.conn.transport.get_extra_info("ssl_object") is not None
 

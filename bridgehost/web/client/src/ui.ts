@@ -23,7 +23,8 @@ export class ChatPage {
   private cache = new Map<string, { el: HTMLElement; rev: string }>();
   private frame = 0;
   private dirtyLists = true;
-  private prepend = false;
+  /** While older history loads: the distance from the bottom to keep, so the view does not jump. */
+  private anchor: { view: string; fromBottom: number } | null = null;
   private listing: { prefix: string; total: number; items: TopicItem[] } = { prefix: "", total: 0, items: [] };
   private listTimer: number | undefined;
   private bannerTimer: number | undefined;
@@ -307,7 +308,6 @@ export class ChatPage {
     const c = this.chat;
     const sc = this.scroller;
     const atBottom = sc.scrollHeight - sc.scrollTop - sc.clientHeight < 60;
-    const fromBottom = sc.scrollHeight - sc.scrollTop;
     const ctx = this.context();
     const items = this.items();
     const live = new Set<string>();
@@ -343,14 +343,21 @@ export class ChatPage {
     this.older.hidden = !canLoad;
     this.older.disabled = !!main && c.isLoadingOlder(main.topic);
     this.older.textContent = this.older.disabled ? "Loading…" : "Load older messages";
-    if (this.prepend) {
-      sc.scrollTop = sc.scrollHeight - fromBottom;
-      this.prepend = false;
+    const loading = !!main && c.isLoadingOlder(main.topic);
+    if (this.anchor && this.anchor.view !== this.view) this.anchor = null;
+    if (this.anchor) {
+      // Hold the reader's place until the page arrives, whatever renders in between.
+      if (!loading) {
+        sc.scrollTop = sc.scrollHeight - this.anchor.fromBottom;
+        this.anchor = null;
+      }
     } else if (atBottom) {
       sc.scrollTop = sc.scrollHeight;
     }
-    // A timeline too short to scroll can never be scrolled up: load more until it fills the view.
-    if (canLoad && c.state === "online" && sc.scrollHeight <= sc.clientHeight + 80) void this.loadOlder();
+    // A timeline too short to scroll can never be scrolled up, and a reader still at the top
+    // after a page arrived sends no new scroll event: load more in both cases.
+    const nearTop = sc.scrollHeight <= sc.clientHeight + 80 || sc.scrollTop < 80;
+    if (canLoad && !loading && c.state === "online" && nearTop) void this.loadOlder();
   }
 
   private renderPending(): void {
@@ -419,7 +426,8 @@ export class ChatPage {
     if (!this.view || !isChannelOrMe(this.view, c.me)) return;
     const t = c.timeline(this.view);
     if (!t.hasOlder || c.isLoadingOlder(this.view)) return;
-    this.prepend = this.scroller.scrollHeight > this.scroller.clientHeight;
+    const sc = this.scroller;
+    if (sc.scrollHeight > sc.clientHeight) this.anchor = { view: this.view, fromBottom: sc.scrollHeight - sc.scrollTop };
     await c.loadOlder(this.view);
   }
 
