@@ -38,11 +38,12 @@ from ..base import AdapterContext, LocalKeyValue, ScalarSide
 from ..formatting import NICK_BUDGET
 from ..state import LinkState, State
 from .config import IrcAccount
-from .connection import IrcConnection, RegistrationFailed
+from .connection import IrcConnection
 from .flood import flood_bucket
 from .history import POSITION_KEY, Line, Position, to_relay, went_out
 from .inbound import Inbound
 from .link import IrcLink
+from .listener import RegistrationFailed
 from .memory import Memory
 from .nicks import NickStyle
 from .outbound import Outbound

@@ -16,15 +16,14 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from irc.client import Event, NickMask, ServerNotConnectedError, is_channel
-from irc.client_aio import AioConnection, AioReactor
-from jaraco.stream.buffer import DecodingLineBuffer
+from irc.client import NickMask, is_channel
 
 from ...runtime import TokenBucket
 from .config import IrcAccount
 from .history import Line, server_time
+from .listener import Listener, RegistrationFailed
 from .protocol import (
     JOIN_ERROR_TEXT,
     JOIN_ERRORS,
@@ -36,122 +35,15 @@ from .protocol import (
     nick_candidates,
     sasl_plain_chunks,
 )
-from .tags import Tags, parse_tags, tag_value
+from .reactor import Connection, Reactor
+from .tags import parse_tags, tag_value
 
 log = logging.getLogger(__name__)
 
 TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 
-class RegistrationFailed(Exception):
-    """The server would not let us in; `auth` marks credential problems,
-    which retrying soon cannot fix."""
-
-    def __init__(self, reason: str, *, auth: bool = False) -> None:
-        super().__init__(reason)
-        self.reason, self.auth = reason, auth
-
-
 HISTORY_BATCHES = frozenset({"chathistory", "draft/chathistory"})
-
-
-class Listener(Protocol):
-    """What the adapter hears from a connection (called in the event loop)."""
-
-    def on_message(
-        self,
-        channel: str,
-        nick: str,
-        text: str,
-        kind: LineKind,
-        *,
-        line: Line | None = None,
-        tags: Tags | None = None,
-    ) -> None: ...
-
-    def on_history(self, channel: str, nick: str, text: str, kind: LineKind, line: Line) -> None:
-        """A line of the channel's history sent on join (`nick` may be ours)."""
-
-    def on_history_end(self, channel: str) -> None: ...
-
-    def on_echo(self, channel: str, text: str, tags: Tags) -> None:
-        """Our own PRIVMSG/NOTICE as the server relayed it (echo-message)."""
-
-    def on_topic(self, channel: str, nick: str | None, text: str) -> None:
-        """A TOPIC change (`nick` None: the topic as it was when we joined, 332)."""
-
-    def on_member(self, channel: str, nick: str, change: str, reason: str) -> None:
-        """Someone else `join`ed or `part`ed (a PART or a KICK) a channel."""
-
-    def on_quit(self, nick: str, reason: str) -> None: ...
-
-    def on_nick(self, old: str, new: str) -> None: ...
-
-    def on_names(self, channel: str, names: list[str], end: bool) -> None:
-        """A NAMES reply (353 lines, then `end` with 366)."""
-
-    def on_joined(self, channel: str) -> None: ...
-
-    def on_join_error(self, channel: str, reason: str) -> None: ...
-
-    def on_removed(self, channel: str, reason: str) -> None: ...
-
-    def on_refused(self, channel: str, reason: str) -> None: ...
-
-
-class _ReplacingBuffer(DecodingLineBuffer):  # type: ignore[misc]
-    """Invalid UTF-8 from IRC decodes with U+FFFD instead of raising."""
-
-    errors = "replace"
-
-
-class _Connection(AioConnection):  # type: ignore[misc]
-    """AioConnection that reports data and messages to its owner, survives
-    malformed lines, and never logs what it sends (lines may hold secrets)."""
-
-    buffer_class = _ReplacingBuffer
-    connected: bool = False
-    transport: Any = None
-    owner: IrcConnection
-
-    def process_data(self, new_data: bytes) -> None:
-        self.owner.heard()
-        self.buffer.feed(new_data)
-        for line in self.buffer:
-            if not line:
-                continue
-            try:
-                self._process_line(line)
-            except Exception:
-                log.exception("%s: could not handle line %r", self.owner.name, line[:200])
-
-    def _handle_message(self, arguments: list[str], command: str, source: Any, tags: Any) -> None:
-        # The library splits text at every \x01 (CTCP quoting); the adapter
-        # reads CTCP ACTION itself and keeps the rest of the text whole.
-        if len(arguments) >= 2:
-            self.owner.message(command, source, arguments[0], arguments[1], tags)
-
-    def send_raw(self, string: str) -> None:
-        # The library's own lines (NICK, USER, PONG) are unpaced writes too.
-        if not self.owner.write(string):
-            raise ServerNotConnectedError("Not connected.")
-
-    def disconnect(self, message: str = "") -> None:
-        # The library's version writes QUIT even when the peer is already
-        # gone, which raises inside connection_lost.
-        if not self.connected:
-            return
-        self.connected = False
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            with contextlib.suppress(Exception):
-                self.quit(message)
-            transport.close()
-        self._handle_event(Event("disconnect", self.server, "", [message]))
-
-
-class _Reactor(AioReactor):  # type: ignore[misc]
-    connection_class = _Connection
 
 
 class IrcConnection:
@@ -163,8 +55,8 @@ class IrcConnection:
         self.name = account.name
         self.listener = listener
         self.loop = asyncio.get_running_loop()
-        self.reactor = _Reactor(loop=self.loop)
-        self.conn: _Connection = self.reactor.server()
+        self.reactor = Reactor(loop=self.loop)
+        self.conn: Connection = self.reactor.server()
         self.conn.owner = self
         self.reactor.add_global_handler("all_events", self._on_event)
         self.caps_offered: dict[str, str | None] = {}
@@ -531,7 +423,7 @@ class IrcConnection:
             self._registered.set_result(None)
 
     def message(self, command: str, source: Any, target: str, text: str, tags: Any = None) -> None:
-        """A PRIVMSG or NOTICE (called by _Connection for every one)."""
+        """A PRIVMSG or NOTICE (called by reactor.Connection for every one)."""
         nick = NickMask(source).nick if source else ""
         if not source or "!" not in str(source) or not is_channel(target):
             return  # server notices, private messages
