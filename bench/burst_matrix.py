@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,22 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from nio import AsyncClient, LoginResponse, SyncResponse  # noqa: E402
-from relaying import TOPIC  # noqa: E402
+from nio import AsyncClient, SyncResponse  # noqa: E402
+from relaying import PASSWORD, TOPIC, login, stop, synced_bodies  # noqa: E402
 from servers import launch_bridgehost, machine  # noqa: E402
 
 from tests.servers.ircd import InspIRCd, RawIRC  # noqa: E402
 from tests.servers.synapse import Synapse, SynapseTemplate  # noqa: E402
-
-PASSWORD = "bench-password"
-
-
-async def login(hs: Synapse, localpart: str) -> AsyncClient:
-    client = AsyncClient(hs.url, hs.user_id(localpart))
-    resp = await client.login(PASSWORD, device_name="bench")
-    if not isinstance(resp, LoginResponse):
-        raise RuntimeError(f"login of {localpart} failed: {resp}")
-    return client
 
 
 def start(
@@ -84,20 +73,12 @@ bridges:
 async def last_line_at(b: AsyncClient, room_id: str, since: str, want: str) -> tuple[int, int]:
     """Poll b's /sync until a message ends with `want`; (when, messages seen)."""
     seen = 0
-    while True:
-        resp = await b.sync(timeout=30000, since=since)
-        now = time.perf_counter_ns()
-        if not isinstance(resp, SyncResponse):
-            await asyncio.sleep(0.05)
-            continue
-        since = resp.next_batch
-        room = resp.rooms.join.get(room_id)
-        for event in room.timeline.events if room else []:
-            body = event.source.get("content", {}).get("body")
-            if isinstance(body, str) and body.startswith("<u1> "):
-                seen += 1
-                if body.endswith(want):
-                    return now, seen
+    async for now, body in synced_bodies(b, room_id, since, retry=0.05):
+        if body.startswith("<u1> "):
+            seen += 1
+            if body.endswith(want):
+                return now, seen
+    raise AssertionError("unreachable: /sync is polled for ever")
 
 
 async def one_run(
@@ -137,8 +118,7 @@ async def one_run(
             assert last is not None
             got, messages = await asyncio.wait_for(watch, 300)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+        stop(proc)
         await b.close()
     return {
         "irc_s": irc_ns / 1e9,

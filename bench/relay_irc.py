@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from relaying import TOPIC, scalar_loop, start_bridge, summary  # noqa: E402
+from relaying import (  # noqa: E402
+    TOPIC,
+    IrcUser,
+    scalar_loop,
+    start_bridge,
+    stop,
+    summary,
+    until_relayed,
+)
 from servers import PUBLISHER  # noqa: E402
 
 from bridgehost.scalar.client import connect  # noqa: E402
@@ -45,59 +51,6 @@ from tests.servers.ircd import InspIRCd  # noqa: E402
 
 CHANNEL = "#bench"
 BRIDGE_NICK = "relaybench"
-
-
-class IrcUser:
-    """A minimal IRC client that timestamps every PRIVMSG as it is parsed."""
-
-    def __init__(self, nick: str) -> None:
-        self.nick = nick
-        self.waiting: dict[str, asyncio.Future[int]] = {}
-        self.joined: set[str] = set()
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def connect(self, host: str, port: int) -> None:
-        self._reader, self._writer = await asyncio.open_connection(host, port)
-        self._writer.write(f"NICK {self.nick}\r\nUSER {self.nick} 0 * :bench\r\n".encode())
-        while True:
-            line = (await self._reader.readline()).decode(errors="replace")
-            if line.startswith("PING"):
-                self._writer.write(line.replace("PING", "PONG", 1).encode())
-            if f" 001 {self.nick} " in line:
-                return
-
-    async def join(self, channel: str) -> None:
-        assert self._writer is not None and self._reader is not None
-        self._writer.write(f"JOIN {channel}\r\n".encode())
-        while f" 366 {self.nick} {channel} " not in (await self._reader.readline()).decode():
-            pass
-
-    def send(self, text: str) -> int:
-        assert self._writer is not None
-        sent = time.perf_counter_ns()
-        self._writer.write(f"PRIVMSG {CHANNEL} :{text}\r\n".encode())
-        return sent
-
-    async def read_loop(self) -> None:
-        assert self._reader is not None and self._writer is not None
-        while data := await self._reader.readline():
-            now = time.perf_counter_ns()
-            line = data.decode(errors="replace").rstrip("\r\n")
-            if line.startswith("PING"):
-                self._writer.write(("PONG" + line[4:] + "\r\n").encode())
-                continue
-            prefix, _, rest = line.partition(" ")
-            command, _, rest = rest.partition(" ")
-            if command == "JOIN":
-                self.joined.add(prefix[1:].split("!", 1)[0])
-            if command != "PRIVMSG":
-                continue
-            text = rest.partition(" :")[2]
-            key = text.rsplit(" ", 1)[-1]
-            future = self.waiting.pop(key, None)
-            if future is not None and not future.done():
-                future.set_result(now)
 
 
 async def measure(
@@ -114,19 +67,11 @@ async def measure(
     readers.append(asyncio.create_task(scalar_loop(client, scalar_waiting)))
     loop = asyncio.get_running_loop()
     try:
-        for attempt in range(300):  # until the bridge has joined and relays
-            key = f"warm{attempt}"
-            b.waiting[key] = loop.create_future()
-            await client.publish(TOPIC, f"warm-up {key}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(b.waiting[key]), 0.1)
-                break
-        else:
-            raise RuntimeError("the bridge never relayed to IRC")
+        await until_relayed(client, TOPIC, b.waiting, attempts=300, wait=0.1, far="IRC")
         for i in range(args.warmup):
             key = f"w{i}"
             b.waiting[key], scalar_waiting[key] = loop.create_future(), loop.create_future()
-            a.send(f"warm-up {key}")
+            a.send(CHANNEL, f"warm-up {key}")
             await asyncio.wait_for(asyncio.gather(b.waiting[key], scalar_waiting[key]), 5)
 
         base, to_scalar, to_irc = [], [], []
@@ -134,7 +79,7 @@ async def measure(
             key = f"i{i}"
             at_b, at_scalar = loop.create_future(), loop.create_future()
             b.waiting[key], scalar_waiting[key] = at_b, at_scalar
-            sent = a.send(f"sample {key}")
+            sent = a.send(CHANNEL, f"sample {key}")
             got_b, got_scalar = await asyncio.wait_for(asyncio.gather(at_b, at_scalar), 5)
             base.append(got_b - sent)
             to_scalar.append(got_scalar - sent)
@@ -204,9 +149,7 @@ def main() -> int:
         proc, port, token = start_bridgehost(work, ircd)
         results = asyncio.run(measure(args, ircd, port, token))
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(20)
+        stop(proc)
         ircd.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

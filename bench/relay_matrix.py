@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,14 +38,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from nio import AsyncClient, LoginResponse, SyncResponse  # noqa: E402
-from relaying import TOPIC, scalar_loop, start_bridge, summary  # noqa: E402
+from nio import AsyncClient, SyncResponse  # noqa: E402
+from relaying import (  # noqa: E402
+    PASSWORD,
+    TOPIC,
+    login,
+    scalar_loop,
+    start_bridge,
+    stop,
+    summary,
+    synced_bodies,
+    until_relayed,
+)
 from servers import PUBLISHER  # noqa: E402
 
 from bridgehost.scalar.client import connect  # noqa: E402
 from tests.servers.synapse import Synapse, SynapseTemplate  # noqa: E402
-
-PASSWORD = "bench-password"
 
 
 class Receiver:
@@ -59,21 +65,10 @@ class Receiver:
         self.waiting: dict[str, asyncio.Future[int]] = {}
 
     async def sync_loop(self, since: str) -> None:
-        while True:
-            resp = await self.client.sync(timeout=30000, since=since)
-            now = time.perf_counter_ns()
-            if not isinstance(resp, SyncResponse):
-                await asyncio.sleep(0.1)
-                continue
-            since = resp.next_batch
-            room = resp.rooms.join.get(self.room_id)
-            for event in room.timeline.events if room else []:
-                body = event.source.get("content", {}).get("body")
-                if not isinstance(body, str):
-                    continue
-                future = self.waiting.pop(body.rsplit(" ", 1)[-1], None)
-                if future is not None and not future.done():
-                    future.set_result(now)
+        async for now, body in synced_bodies(self.client, self.room_id, since):
+            future = self.waiting.pop(body.rsplit(" ", 1)[-1], None)
+            if future is not None and not future.done():
+                future.set_result(now)
 
 
 def start_bridgehost(
@@ -88,14 +83,6 @@ def start_bridgehost(
 """,
         room_id,
     )
-
-
-async def login(hs: Synapse, localpart: str) -> AsyncClient:
-    client = AsyncClient(hs.url, hs.user_id(localpart))
-    resp = await client.login(PASSWORD, device_name="bench")
-    if not isinstance(resp, LoginResponse):
-        raise RuntimeError(f"login of {localpart} failed: {resp}")
-    return client
 
 
 async def text(client: AsyncClient, room_id: str, body: str) -> None:
@@ -118,15 +105,7 @@ async def measure(args: argparse.Namespace, hs: Synapse, work: Path) -> dict[str
         await client.sub(TOPIC)
         scalar_waiting: dict[str, asyncio.Future[int]] = {}
         tasks.append(asyncio.create_task(scalar_loop(client, scalar_waiting)))
-        for attempt in range(300):  # until the bridge has joined and relays
-            key = f"warm{attempt}"
-            receiver.waiting[key] = loop.create_future()
-            await client.publish(TOPIC, f"warm-up {key}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(receiver.waiting[key]), 0.2)
-                break
-        else:
-            raise RuntimeError("the bridge never relayed to Matrix")
+        await until_relayed(client, TOPIC, receiver.waiting, attempts=300, wait=0.2, far="Matrix")
         for i in range(args.warmup):
             key = f"w{i}"
             at_b, at_scalar = loop.create_future(), loop.create_future()
@@ -158,9 +137,7 @@ async def measure(args: argparse.Namespace, hs: Synapse, work: Path) -> dict[str
         await client.close()
         await a.close()
         await b.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(20)
+        stop(proc)
     return {
         "baseline (Matrix a -> b)": summary(base),
         "Matrix -> Scalar": summary(to_scalar),

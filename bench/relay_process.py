@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,54 +36,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from relaying import scalar_loop, summary  # noqa: E402
+from relaying import IrcUser, scalar_loop, stop, summary, until_relayed  # noqa: E402
 from servers import DOMAIN, PUBLISHER, launch_bridgehost  # noqa: E402
 
-from bridgehost.scalar.client import Client, connect  # noqa: E402
+from bridgehost.scalar.client import connect  # noqa: E402
 from tests.servers.ircd import InspIRCd  # noqa: E402
 
 MODES = ("inproc", "child")
-
-
-class IrcUser:
-    """A minimal IRC client that timestamps every PRIVMSG as it is parsed."""
-
-    def __init__(self, nick: str) -> None:
-        self.nick = nick
-        self.waiting: dict[str, asyncio.Future[int]] = {}
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def connect(self, host: str, port: int, channels: tuple[str, ...]) -> None:
-        self._reader, self._writer = await asyncio.open_connection(host, port)
-        self._writer.write(f"NICK {self.nick}\r\nUSER {self.nick} 0 * :bench\r\n".encode())
-        while f" 001 {self.nick} " not in (await self._reader.readline()).decode():
-            pass
-        for channel in channels:
-            self._writer.write(f"JOIN {channel}\r\n".encode())
-            while f" 366 {self.nick} {channel} " not in (await self._reader.readline()).decode():
-                pass
-
-    def send(self, channel: str, text: str) -> int:
-        assert self._writer is not None
-        sent = time.perf_counter_ns()
-        self._writer.write(f"PRIVMSG {channel} :{text}\r\n".encode())
-        return sent
-
-    async def read_loop(self) -> None:
-        assert self._reader is not None and self._writer is not None
-        while data := await self._reader.readline():
-            now = time.perf_counter_ns()
-            line = data.decode(errors="replace").rstrip("\r\n")
-            if line.startswith("PING"):
-                self._writer.write(("PONG" + line[4:] + "\r\n").encode())
-                continue
-            _, _, rest = line.partition(" ")
-            command, _, rest = rest.partition(" ")
-            if command == "PRIVMSG":
-                future = self.waiting.pop(rest.partition(" :")[2].rsplit(" ", 1)[-1], None)
-                if future is not None and not future.done():
-                    future.set_result(now)
 
 
 def config(ircd: InspIRCd) -> str:
@@ -110,21 +67,6 @@ def config(ircd: InspIRCd) -> str:
     return f"accounts:\n{accounts}bridges:\n{bridges}"
 
 
-async def relays(
-    a: IrcUser, client: Client, waiting: dict[str, asyncio.Future[int]], mode: str
-) -> None:
-    """Until this bridge relays both ways (the adapter has joined)."""
-    loop = asyncio.get_running_loop()
-    for attempt in range(600):
-        key = f"warm{mode}{attempt}"
-        seen = a.waiting[key] = loop.create_future()
-        await client.publish(f"#{mode}@{DOMAIN}", f"warm-up {key}")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(seen), 0.1)
-            return
-    raise RuntimeError(f"the {mode} bridge never relayed to IRC")
-
-
 async def measure(args: argparse.Namespace, ircd: InspIRCd, port: int, token: str) -> Any:
     a = IrcUser("a")
     await a.connect(ircd.host, ircd.port, tuple(f"#{mode}" for mode in MODES))
@@ -138,7 +80,9 @@ async def measure(args: argparse.Namespace, ircd: InspIRCd, port: int, token: st
     try:
         for mode in MODES:
             await client.sub(f"#{mode}@{DOMAIN}")
-            await relays(a, client, waiting, mode)
+            await until_relayed(
+                client, f"#{mode}@{DOMAIN}", a.waiting, attempts=600, wait=0.1, far="IRC", name=mode
+            )
         for i in range(-args.warmup, args.samples):
             for mode in MODES if i % 2 else reversed(MODES):
                 key = f"i{mode}{i}"
@@ -195,9 +139,7 @@ def main() -> int:
         proc, port, token, _ = launch_bridgehost(work, "  guests: false\n", config(ircd))
         results = asyncio.run(measure(args, ircd, port, token))
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+        stop(proc, 30)
         ircd.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
