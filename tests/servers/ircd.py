@@ -17,28 +17,29 @@ Install the servers with ``scripts/ensure-ircd``. See
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import itertools
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal, Self
 
-from .irc_lines import (
-    IRCConnectionClosed,
-    IRCLine,
-    SaslError,
-    _check_line,
+from .irc_lines import IRCConnectionClosed, IRCLine, SaslError
+from .process import (
+    LOOPBACK,
+    die_with_parent_prefix,
+    free_port,
+    stop_process,
+    tail,
+    track,
 )
 from .rawirc import RawIRC
+from .syncirc import SyncIRC
 
 __all__ = [
     "LOOPBACK",
@@ -53,9 +54,6 @@ __all__ = [
     "free_port",
 ]
 
-LOOPBACK = "127.0.0.1"
-
-
 _ATHEME_MODULES = (
     "modules/protocol/inspircd",
     "modules/backend/opensex",
@@ -66,33 +64,7 @@ _ATHEME_MODULES = (
     "modules/saslserv/main",
     "modules/saslserv/plain",
 )
-
-# Every child process started by this module, so that nothing outlives the
-# interpreter even if a fixture's teardown never ran (e.g. on KeyboardInterrupt).
-_LIVE_PROCESSES: set[subprocess.Popen[bytes]] = set()
 _probe_ids = itertools.count(1)
-
-
-def _die_with_parent_prefix() -> list[str]:
-    """``setpriv --pdeathsig TERM --`` when usable, else nothing.
-
-    The child then gets SIGTERM when pytest dies, even by SIGKILL, so no
-    server outlives a crashed test run. Linux sends it when the *thread*
-    that forked exits, so it is only used from the main thread (fixtures);
-    servers started from worker threads rely on `stop` and atexit alone.
-    """
-    setpriv = shutil.which("setpriv")
-    if setpriv is None or threading.current_thread() is not threading.main_thread():
-        return []
-    return [setpriv, "--pdeathsig", "TERM", "--"]
-
-
-def _kill_leftovers() -> None:
-    for proc in list(_LIVE_PROCESSES):
-        _stop_process(proc, timeout=2.0)
-
-
-atexit.register(_kill_leftovers)
 
 
 class ServerStartError(RuntimeError):
@@ -101,14 +73,6 @@ class ServerStartError(RuntimeError):
 
 class PortInUseError(ServerStartError):
     """A port in the generated config was taken by someone else."""
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port on ``host`` that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def find_binary(name: str) -> str:
@@ -121,77 +85,6 @@ def find_binary(name: str) -> str:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     raise FileNotFoundError(f"{name} not found; install it with scripts/ensure-ircd")
-
-
-def _stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM the process by PID, SIGKILL it if it lingers, and reap it."""
-    try:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10.0)
-    finally:
-        _LIVE_PROCESSES.discard(proc)
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"({path} not readable)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-# Blocking line reader (used for readiness probes and NickServ registration)
-# --------------------------------------------------------------------------
-
-
-class _SyncIRC:
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self._buffer = b""
-        self.received: list[IRCLine] = []
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-    def send(self, line: str) -> None:
-        _check_line(line)
-        self.sock.sendall(line.encode() + b"\r\n")
-
-    def read_line(self, deadline: float) -> IRCLine:
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no line from server in time")
-            self.sock.settimeout(remaining)
-            try:
-                chunk = self.sock.recv(65536)
-            except TimeoutError:
-                raise TimeoutError("no line from server in time") from None
-            if not chunk:
-                raise IRCConnectionClosed("server closed the connection")
-            self._buffer += chunk
-        raw, _, self._buffer = self._buffer.partition(b"\n")
-        line = IRCLine.parse(raw.decode("utf-8", errors="replace"))
-        self.received.append(line)
-        if line.command == "PING":
-            self.send("PONG :" + line.trailing)
-        return line
-
-    def wait_for(self, predicate: Callable[[IRCLine], bool], deadline: float) -> IRCLine:
-        while True:
-            line = self.read_line(deadline)
-            if predicate(line):
-                return line
-            if line.command == "ERROR":
-                raise IRCConnectionClosed(line.raw)
 
 
 # --------------------------------------------------------------------------
@@ -326,14 +219,14 @@ class InspIRCd:
     def diagnostics(self, lines: int = 40) -> str:
         """Tails of all log files, for assertion and error messages."""
         parts = [
-            f"--- {self.stdout_path} ---\n{_tail(self.stdout_path, lines)}",
-            f"--- {self.log_path} ---\n{_tail(self.log_path, lines)}",
+            f"--- {self.stdout_path} ---\n{tail(self.stdout_path, lines)}",
+            f"--- {self.log_path} ---\n{tail(self.log_path, lines)}",
         ]
         if self.services:
             parts.append(
-                f"--- {self.atheme_stdout_path} ---\n{_tail(self.atheme_stdout_path, lines)}"
+                f"--- {self.atheme_stdout_path} ---\n{tail(self.atheme_stdout_path, lines)}"
             )
-            parts.append(f"--- {self.atheme_log_path} ---\n{_tail(self.atheme_log_path, lines)}")
+            parts.append(f"--- {self.atheme_log_path} ---\n{tail(self.atheme_log_path, lines)}")
         return "\n".join(parts)
 
     def __repr__(self) -> str:
@@ -453,15 +346,14 @@ general {{ commit_interval = 1; flood_msgs = 0; ratelimit_uses = 1000; ratelimit
         out = stdout_path.open("ab")
         self._stdout_files.append(out)
         proc = subprocess.Popen(
-            [*_die_with_parent_prefix(), *argv],
+            [*die_with_parent_prefix(), *argv],
             cwd=self._dir,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in pytest must not hit the servers first
         )
-        _LIVE_PROCESSES.add(proc)
-        return proc
+        return track(proc)
 
     def _start_once(self) -> None:
         self.write_config()
@@ -547,7 +439,7 @@ general {{ commit_interval = 1; flood_msgs = 0; ratelimit_uses = 1000; ratelimit
     def _probe(self, deadline: float) -> str | None:
         """One probe connection; None when ready, else what is missing."""
         nick = f"probe{os.getpid() % 10000}x{next(_probe_ids)}"
-        conn = _SyncIRC(self._host, self.port, timeout=2.0)
+        conn = SyncIRC(self._host, self.port, timeout=2.0)
         try:
             conn.send(f"NICK {nick}")
             conn.send(f"USER {nick} 0 * :readiness probe")
@@ -568,7 +460,7 @@ general {{ commit_interval = 1; flood_msgs = 0; ratelimit_uses = 1000; ratelimit
             conn.close()
 
     @staticmethod
-    def _services_problem(conn: _SyncIRC, deadline: float) -> str | None:
+    def _services_problem(conn: SyncIRC, deadline: float) -> str | None:
         conn.send("CAP LS 302")
         caps: set[str] = set()
         while True:
@@ -595,12 +487,12 @@ general {{ commit_interval = 1; flood_msgs = 0; ratelimit_uses = 1000; ratelimit
         """
         try:
             if self._atheme is not None:
-                _stop_process(self._atheme, self.stop_timeout)
+                stop_process(self._atheme, self.stop_timeout)
         finally:
             self._atheme = None
             try:
                 if self._proc is not None:
-                    _stop_process(self._proc, self.stop_timeout)
+                    stop_process(self._proc, self.stop_timeout)
             finally:
                 self._proc = None
                 for out in self._stdout_files:
@@ -646,7 +538,7 @@ general {{ commit_interval = 1; flood_msgs = 0; ratelimit_uses = 1000; ratelimit
             raise ValueError("NickServ passwords cannot contain spaces")
         email = email or f"{account}@example.org"
         deadline = time.monotonic() + timeout
-        conn = _SyncIRC(self._host, self.port, timeout=timeout)
+        conn = SyncIRC(self._host, self.port, timeout=timeout)
         try:
             conn.send(f"NICK {account}")
             conn.send(f"USER {account} 0 * :{account}")

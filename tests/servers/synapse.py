@@ -22,7 +22,6 @@ import asyncio
 import copy
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -34,6 +33,8 @@ from types import TracebackType
 from typing import IO, Any, Self
 
 import yaml
+
+from .process import free_port, stop_process, tail
 
 __all__ = [
     "GENEROUS",
@@ -141,13 +142,6 @@ runpy.run_module("synapse.app.homeserver", run_name="__main__", alter_sys=True)
 """
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` updated with ``extra``; nested mappings are merged, not replaced."""
     out = dict(base)
@@ -158,14 +152,6 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return f"({path.name}: missing)"
-    return "\n".join(text.splitlines()[-lines:]) or f"({path.name}: empty)"
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -273,7 +259,7 @@ class Synapse:
         self.log_level = log_level
         self.startup_timeout = startup_timeout
         self._auto_port = port is None
-        self._port = port if port is not None else _free_port()
+        self._port = port if port is not None else free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self._out: IO[bytes] | None = None
         self._out_offset = 0
@@ -429,15 +415,15 @@ class Synapse:
             out.seek(self._out_offset)
             if b"Address already in use" not in out.read():
                 return False
-        self._port = _free_port()
+        self._port = free_port()
         self._write_config()
         return True
 
     def _failure(self, what: str) -> SynapseError:
         return SynapseError(
             f"Synapse {what} ({self.url}, dir {self.directory})\n"
-            f"--- {self.output_path.name} (tail):\n{_tail(self.output_path, 60)}\n"
-            f"--- {self.log_path.name} (tail):\n{_tail(self.log_path, 60)}"
+            f"--- {self.output_path.name} (tail):\n{tail(self.output_path, 60)}\n"
+            f"--- {self.log_path.name} (tail):\n{tail(self.log_path, 60)}"
         )
 
     def start(self) -> None:
@@ -486,14 +472,8 @@ class Synapse:
 
     def stop(self, kill_after: float = 10.0) -> None:
         """SIGTERM by PID, SIGKILL after ``kill_after`` s. Data and port are kept."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(kill_after)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(kill_after)
+        if self._proc is not None:
+            stop_process(self._proc, kill_after, kill_wait=kill_after)
         self._close_output()
 
     async def stop_async(self, kill_after: float = 10.0) -> None:
@@ -574,5 +554,5 @@ class Synapse:
     async def register_user_async(self, name: str, password: str, admin: bool = False) -> str:
         return await asyncio.to_thread(self.register_user, name, password, admin)
 
-    def log_tail(self, lines: int = 100) -> str:
-        return _tail(self.log_path, lines)
+    def logtail(self, lines: int = 100) -> str:
+        return tail(self.log_path, lines)
