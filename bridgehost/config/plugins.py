@@ -89,6 +89,13 @@ def command_of(r: Reader) -> tuple[str, ...]:
         r.problem("command", "must be a list like [./plugin, --flag] (no shell is used)")
         r._known.add("command")
         return ()
+    return program_argv(r)
+
+
+def program_argv(r: Reader) -> tuple[str, ...]:
+    """`command:` as a list of text, its program checked (what exec accounts and bots
+    share): a path, resolved against the config file's directory, must be a file; a
+    bare name must be on PATH."""
     command = list(r.texts("command"))
     if not command:
         r.problem("command", "is required: the program and its arguments, as a list")

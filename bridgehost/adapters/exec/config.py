@@ -5,13 +5,12 @@ checked here; there is no in-process adapter to load."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ...config.model import AccountKeys
-from ...config.plugins import environment
+from ...config.plugins import environment, program_argv
 from ...config.reader import Reader
 from ...scalar import ids
 from ..spec import AdapterFactory, AdapterSpec
@@ -38,17 +37,7 @@ class ExecAccount:
 
 
 def read_account(keys: AccountKeys, r: Reader) -> ExecAccount:
-    command = list(r.texts("command"))
-    if not command:
-        r.problem("command", "is required: the program and its arguments, as a list")
-    elif "/" in command[0]:
-        program = Path(command[0]).expanduser()
-        program = program if program.is_absolute() else r.base / program
-        if not program.is_file():
-            r.problem("command", f"no such program: {program}")
-        command[0] = str(program)
-    elif shutil.which(command[0]) is None:
-        r.problem("command", f"{command[0]!r} is not on PATH")
+    command = program_argv(r)
     ident = r.text("id", "", required=True)
     if ident:
         try:
@@ -64,7 +53,7 @@ def read_account(keys: AccountKeys, r: Reader) -> ExecAccount:
     config: dict[str, Any] = r._get("config", {}, lambda v: isinstance(v, dict), "a map")
     return ExecAccount(
         name=keys.name,
-        command=tuple(command),
+        command=command,
         id=ident,
         env=environment(r),
         config=dict(config),
