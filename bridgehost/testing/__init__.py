@@ -15,11 +15,12 @@ The pytest fixtures in `bridgehost.testing.fixtures` wrap these
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from ..config import Config, parse_config
 from ..runtime.clock import FakeClock
 from ..scalar.client import Client, connect
 
-__all__ = ["DOMAIN", "FakeClock", "Running", "make_config", "running"]
+__all__ = ["DOMAIN", "FakeClock", "Running", "make_config", "running", "wait_until"]
 
 DOMAIN = "test.example"
 
@@ -117,3 +118,15 @@ async def running(
             yield srv
         finally:
             await srv.close_clients()
+
+
+async def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition"
+) -> None:
+    """Poll `predicate` every 20 ms until it holds; TimeoutError naming `what` after
+    `timeout` seconds (a deadline, not a sleep, so a passing test is as fast as it can be)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)

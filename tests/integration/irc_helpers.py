@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 from bridgehost.adapters.irc.adapter import IrcAdapter
 from bridgehost.adapters.state import LinkState
-from bridgehost.testing import Running
+from bridgehost.testing import Running, wait_until
 from tests.servers.ircd import InspIRCd, RawIRC
 
 FAST_FLOOD = {"burst": 1000, "interval": 0}
@@ -57,16 +55,6 @@ def irc_adapter(srv: Running, name: str) -> IrcAdapter:
         if isinstance(adapter, IrcAdapter) and adapter.name == name:
             return adapter
     raise LookupError(name)
-
-
-async def wait_until(
-    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def statuses(srv: Running) -> list[LinkState]:

@@ -6,9 +6,10 @@ import asyncio
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from bridgehost.plugins.supervisor import PluginSupervisor
 from bridgehost.testing import Running
@@ -40,21 +41,30 @@ def ident(ident=None):
 """
 
 
-async def wait_until(
-    predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def script(tmp_path: Path, name: str, source: str, *, prelude: bool = True) -> list[str]:
     """A Python plugin program written to tmp_path; returns its `command:`."""
     path = tmp_path / f"{name}.py"
     path.write_text((PRELUDE if prelude else "") + textwrap.dedent(source))
     return [sys.executable, str(path)]
+
+
+def config_file(tmp_path: Path, accounts: dict[str, Any], bridges: list[dict[str, Any]]) -> Path:
+    """tmp_path/bridgehost.yaml (a `process: true` child reads the config file too):
+    a server on a free loopback port with the client rate limit lifted, then
+    `accounts` and `bridges`."""
+    raw = {
+        "server": {
+            "domain": "test.example",
+            "listen": ["tcp://127.0.0.1:0"],
+            "data_dir": str(tmp_path / "data"),
+            "limits": {"rate": 100000, "burst": 100000},
+        },
+        "accounts": accounts,
+        "bridges": bridges,
+    }
+    path = tmp_path / "bridgehost.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
 
 
 def exec_account(command: list[str], **extra: Any) -> dict[str, Any]:

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
 from bridgehost.config import load_config
-from bridgehost.testing import Running, running
-from tests.integration.irc_helpers import OPER_CONFIG, make_op
+from bridgehost.testing import Running, running, wait_until
+from tests.integration.irc_helpers import OPER_CONFIG, irc_account, make_op
 from tests.integration.matrix_helpers import (
     BOT_PASSWORD,
     private_room,
@@ -35,7 +34,7 @@ from tests.servers.ircd import InspIRCd, RawIRC
 from tests.servers.synapse import Synapse
 from tests.servers.synapse_fixtures import MatrixUser, MatrixUsers
 
-from .helpers import supervisor, wait_until
+from .helpers import config_file, supervisor
 
 pytestmark = [pytest.mark.ircd, pytest.mark.synapse, pytest.mark.slow]
 
@@ -49,46 +48,20 @@ chathistory batch): how the restarted adapter learns what IRC said meanwhile."""
 
 
 def bridge_config(tmp_path: Path, ircd: InspIRCd, synapse: Synapse, bot: str, room: str) -> Path:
-    raw = {
-        "server": {
-            "domain": "test.example",
-            "listen": ["tcp://127.0.0.1:0"],
-            "data_dir": str(tmp_path / "data"),
-            "limits": {"rate": 100000, "burst": 100000},
+    accounts = {
+        "irc": irc_account(ircd, reconnect_initial=0.1, process=True),  # `<alice> ...`
+        "mx": {
+            "type": "matrix",
+            "homeserver": synapse.url,
+            "user_id": bot,
+            "password": BOT_PASSWORD,
         },
-        "accounts": {
-            "irc": {
-                "type": "irc",
-                "host": ircd.host,
-                "port": ircd.port,
-                "tls": False,
-                "nick": "bridge",
-                "flood": {"burst": 1000, "interval": 0},
-                "reconnect_initial": 0.1,
-                "reconnect_max": 1.0,
-                "process": True,
-                "relay": {"nick_colours": False, "anti_highlight": False},  # `<alice> ...`
-            },
-            "mx": {
-                "type": "matrix",
-                "homeserver": synapse.url,
-                "user_id": bot,
-                "password": BOT_PASSWORD,
-            },
-        },
-        "bridges": [
-            {
-                "channel": CHANNEL,
-                "links": [
-                    {"account": "irc", "target": "#irc"},
-                    {"account": "mx", "target": room, "direction": "in"},
-                ],
-            }
-        ],
     }
-    path = tmp_path / "bridgehost.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    links = [
+        {"account": "irc", "target": "#irc"},
+        {"account": "mx", "target": room, "direction": "in"},
+    ]
+    return config_file(tmp_path, accounts, [{"channel": CHANNEL, "links": links}])
 
 
 @dataclass

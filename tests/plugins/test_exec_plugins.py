@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bridgehost.testing import running
+from bridgehost.testing import running, wait_until
 from tests.servers.ircd import free_port
 
-from .helpers import EXAMPLES, alive, exec_account, open_tcp, script, supervisor, wait_until
+from .helpers import EXAMPLES, alive, exec_account, open_tcp, script, supervisor
 
 CHANNEL = "#lines@test.example"
 ME = "!exec-lines@test.example"

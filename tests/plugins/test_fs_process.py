@@ -12,33 +12,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bridgehost.config import load_config
-from bridgehost.testing import Running, running
+from bridgehost.testing import Running, running, wait_until
 
-from .helpers import supervisor, wait_until
+from .helpers import config_file, supervisor
 
 CHANNEL = "#fs@test.example"
 POSITION = "position:fs:files/fs"
 
 
-def config_file(tmp_path: Path, *, process: bool, **extra: Any) -> Path:
-    raw = {
-        "server": {
-            "domain": "test.example",
-            "listen": ["tcp://127.0.0.1:0"],
-            "data_dir": str(tmp_path / "data"),
-            "limits": {"rate": 100000, "burst": 100000},
-        },
-        "accounts": {
-            "files": {"type": "fs", "root": str(tmp_path / "root"), "process": process, **extra}
-        },
-        "bridges": [{"channel": CHANNEL, "links": [{"account": "files", "target": "fs"}]}],
-    }
-    path = tmp_path / "bridgehost.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+def fs_config(tmp_path: Path, *, process: bool, **extra: Any) -> Path:
+    account = {"type": "fs", "root": str(tmp_path / "root"), "process": process, **extra}
+    bridges = [{"channel": CHANNEL, "links": [{"account": "files", "target": "fs"}]}]
+    return config_file(tmp_path, {"files": account}, bridges)
 
 
 def out_lines(tmp_path: Path) -> list[str]:
@@ -74,7 +60,7 @@ async def up(srv: Running) -> None:
 async def test_a_killed_adapter_process_is_replaced_by_its_spare_and_resumes(
     tmp_path: Path,
 ) -> None:
-    config = load_config(config_file(tmp_path, process=True))
+    config = load_config(fs_config(tmp_path, process=True))
     async with running(tmp_path, config=config) as srv:
         await up(srv)
         alice = await srv.client("alice")
@@ -126,7 +112,7 @@ async def main_store(srv: Running) -> dict[str, bytes]:
 async def test_state_moves_with_the_mode_and_nothing_is_sent_twice(tmp_path: Path) -> None:
     async def run_once(process: bool, send: list[str]) -> tuple[dict[str, bytes], int]:
         extra = {"spare": False} if process else {}
-        config = load_config(config_file(tmp_path, process=process, **extra))
+        config = load_config(fs_config(tmp_path, process=process, **extra))
         async with running(tmp_path, config=config) as srv:
             await up(srv)
             alice = await srv.client("alice")

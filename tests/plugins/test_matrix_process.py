@@ -11,10 +11,9 @@ import signal
 from pathlib import Path
 
 import pytest
-import yaml
 
 from bridgehost.config import load_config
-from bridgehost.testing import running
+from bridgehost.testing import running, wait_until
 from tests.integration.matrix_helpers import (
     BOT_PASSWORD,
     private_room,
@@ -26,7 +25,7 @@ from tests.integration.matrix_helpers import (
 from tests.servers.synapse import Synapse
 from tests.servers.synapse_fixtures import MatrixUsers
 
-from .helpers import supervisor, wait_until
+from .helpers import config_file, supervisor
 
 pytestmark = [pytest.mark.synapse]
 
@@ -39,28 +38,17 @@ async def test_the_matrix_adapter_in_a_child_process_survives_sigkill(
     owner = await matrix_users.new("owner")
     bot = await register_bot(synapse)
     room_id = await private_room(owner, bot)
-    raw = {
-        "server": {
-            "domain": "test.example",
-            "listen": ["tcp://127.0.0.1:0"],
-            "data_dir": str(tmp_path / "data"),
-            "limits": {"rate": 100000, "burst": 100000},
-        },
-        "accounts": {
-            "mx": {
-                "type": "matrix",
-                "homeserver": synapse.url,
-                "user_id": bot,
-                "password": BOT_PASSWORD,
-                "reconnect_initial": 0.1,
-                "reconnect_max": 1.0,
-                "process": True,
-            }
-        },
-        "bridges": [{"channel": CHANNEL, "links": [{"account": "mx", "target": room_id}]}],
+    account = {
+        "type": "matrix",
+        "homeserver": synapse.url,
+        "user_id": bot,
+        "password": BOT_PASSWORD,
+        "reconnect_initial": 0.1,
+        "reconnect_max": 1.0,
+        "process": True,
     }
-    (tmp_path / "bridgehost.yaml").write_text(yaml.safe_dump(raw))
-    config = load_config(tmp_path / "bridgehost.yaml")
+    bridges = [{"channel": CHANNEL, "links": [{"account": "mx", "target": room_id}]}]
+    config = load_config(config_file(tmp_path, {"mx": account}, bridges))
     origin = f"matrix:mx/{room_id}"
     want: list[str] = []
     async with running(tmp_path, config=config) as srv:

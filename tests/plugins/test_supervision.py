@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bridgehost.testing import running
+from bridgehost.testing import running, wait_until
 from tests.web.helpers import get, web_app
 from tests.web.test_metrics import key, samples
 
-from .helpers import FAST_RESTART, alive, exec_account, script, supervisor, wait_until
+from .helpers import FAST_RESTART, alive, exec_account, script, supervisor
 
 # A well-behaved plugin: ident, then answer pings until bye or EOF.
 IDLE = """
