@@ -24,6 +24,7 @@ from tests.servers.ircd import RawIRC
 from tests.servers.synapse import Synapse, SynapseTemplate
 from tests.servers.synapse_fixtures import MatrixUser, MatrixUsers
 
+from .irc_helpers import irc_account
 from .matrix_helpers import (
     adapter,
     overrides,
@@ -130,15 +131,7 @@ async def test_scalar_matrix_irc_bridge_1000_messages_exactly_once_in_order(
     bot = await register_bot(shm_synapse)
     room_id = await private_room(owner, bot)
     config = overrides(shm_synapse, bot, room_id)
-    config["accounts"]["irc"] = {
-        "type": "irc",
-        "host": ircd.host,
-        "port": ircd.port,
-        "tls": False,
-        "nick": "bridge",
-        "flood": {"burst": 1000, "interval": 0},
-        "relay": {"nick_colours": False, "anti_highlight": False},
-    }
+    config["accounts"]["irc"] = irc_account(ircd)
     config["bridges"][0]["links"].append({"account": "irc", "target": "#irc"})
     from_scalar = [f"s{i}" for i in range(334)]
     from_matrix = [f"m{i}" for i in range(333)]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bridgehost.testing import running
+from tests.integration.irc_helpers import irc_account
 from tests.integration.matrix_helpers import (
     overrides,
     private_room,
@@ -36,14 +37,7 @@ async def test_irc_and_matrix_people_appear_with_their_nicks_and_hear_back(
     bot = await register_bot(owner.server)
     room_id = await private_room(owner, bot)
     config = overrides(owner.server, bot, room_id, channel="#bridged@test.example")
-    config["accounts"]["irc"] = {
-        "type": "irc",
-        "host": ircd.host,
-        "port": ircd.port,
-        "tls": False,
-        "nick": "bridge",
-        "flood": {"burst": 1000, "interval": 0},
-    }
+    config["accounts"]["irc"] = irc_account(ircd, relay={})  # nicks coloured, as deployed
     config["bridges"][0]["links"].append({"account": "irc", "target": "#bridged"})
     async with (
         running(tmp_path, with_http(config)) as srv,
