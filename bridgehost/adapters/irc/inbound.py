@@ -228,18 +228,26 @@ class Inbound:
     async def _publish_once(self, item: Item, nonce: str) -> Outcome:
         """One attempt; its failure is handed back, not raised (it is retried in order)."""
         try:
-            return await self.side.publish(
-                item.link.link,
-                nick=item.nick,
-                body=item.body,
-                kind=item.kind,
-                ctype=item.ctype,
-                received=item.received,
-                nonce=nonce,
-                retry=False,
-            )
+            return await self._send(item, nonce, retry=False)
         except Exception as exc:
             return exc
+
+    async def _send(
+        self, item: Item, nonce: str, *, reply_to: bytes | None = None, retry: bool = True
+    ) -> Event | None:
+        """Publish `item` into its bridged channel under `nonce` (one place for the
+        pipelined and the one-at-a-time paths)."""
+        return await self.side.publish(
+            item.link.link,
+            nick=item.nick,
+            body=item.body,
+            kind=item.kind,
+            ctype=item.ctype,
+            reply_to=reply_to,
+            received=item.received,
+            nonce=nonce,
+            retry=retry,
+        )
 
     async def _settle(
         self, window: collections.deque[tuple[Item, str, asyncio.Task[Outcome]]]
@@ -248,15 +256,7 @@ class Inbound:
         item, nonce, task = window[0]
         event = await task
         if isinstance(event, ConnectionClosed | RateLimited):
-            event = await self.side.publish(
-                item.link.link,
-                nick=item.nick,
-                body=item.body,
-                kind=item.kind,
-                ctype=item.ctype,
-                received=item.received,
-                nonce=nonce,
-            )
+            event = await self._send(item, nonce)
         elif isinstance(event, Exception):
             log.error("irc: could not relay a line from %s", item.nick, exc_info=event)
             event = None
@@ -268,20 +268,10 @@ class Inbound:
             self.publishing.release()
 
     async def _publish(self, item: Item) -> None:
-        lk = item.link
         if item.kind == "text" and self.relay.sed_edits and await self._correction(item):
             return
         reply_to = self.memory.by_msgid(item.reply_msgid) if item.reply_msgid else None
-        event = await self.side.publish(
-            lk.link,
-            nick=item.nick,
-            body=item.body,
-            kind=item.kind,
-            ctype=item.ctype,
-            reply_to=reply_to,
-            received=item.received,
-            nonce=item.nonce,
-        )
+        event = await self._send(item, item.nonce, reply_to=reply_to)
         if event is not None and item.kind in ("text", "action", "notice"):
             self.remember(event, item)
         if event is not None:
