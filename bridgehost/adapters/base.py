@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..config import Account, Bridge, Config, Link
-from ..runtime import SYSTEM_CLOCK, Backoff, Clock
+from ..runtime import SYSTEM_CLOCK, Backoff, Clock, wait_for
 from ..scalar.client import Client, new_nonce
 from ..scalar.errors import ConnectionClosed, RateLimited, ScalarError
 from ..scalar.events import Event
@@ -400,7 +400,7 @@ class ScalarSide:
         meanwhile goes in the next), and every `seconds` for what moved silently."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._moved.wait(), seconds)
+                await wait_for(self._moved.wait(), seconds)
             self._moved.clear()
             await self._save_positions()
 

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..runtime import Backoff, Fatal, TaskSet
+from ..runtime import Backoff, Fatal, TaskSet, wait_for
 from ..scalar.client import Client
 from ..scalar.errors import AuthFailed, ConnectionClosed, ScalarError
 from ..scalar.events import Event
@@ -124,7 +124,7 @@ class BotRunner:
         """Set up, then serve with reconnects until cancelled (or refused)."""
         self._set_state("starting")
         try:
-            await asyncio.wait_for(self.bot.setup(), self.settings.timeout)
+            await wait_for(self.bot.setup(), self.settings.timeout)
         except Exception as exc:
             self._set_state("failed", f"setup failed: {type(exc).__name__}: {exc}")
             raise
@@ -139,7 +139,7 @@ class BotRunner:
             if self.state != "failed":
                 self._set_state("stopped")
             try:
-                await asyncio.wait_for(self.bot.teardown(), self.settings.timeout)
+                await wait_for(self.bot.teardown(), self.settings.timeout)
             except Exception as exc:
                 log.error("bot %s: teardown failed: %s", self.name, exc)
 
@@ -257,7 +257,7 @@ class BotRunner:
         """Run one handler call under the timeout; log, never raise."""
         where = f" on {event.body[:60]!r} in {event.topic}" if event is not None else ""
         try:
-            await asyncio.wait_for(call(), self.settings.timeout)
+            await wait_for(call(), self.settings.timeout)
             self.handled += 1
         except TimeoutError:
             self.errors += 1
@@ -310,7 +310,7 @@ class BotRunner:
 
     async def wait_ready(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.ready.wait(), timeout)
+            await wait_for(self.ready.wait(), timeout)
         return self.ready.is_set()
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..runtime import TokenBucket
+from ..runtime import TokenBucket, wait_for
 from ..scalar.pipes import ChildEnds
 
 LAUNCHER = Path(__file__).with_name("launch.py")
@@ -226,4 +226,4 @@ class PluginProcess:
 
     async def _wait_for(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.proc.wait()), seconds)
+            await wait_for(asyncio.shield(self.proc.wait()), seconds)

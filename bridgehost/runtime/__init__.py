@@ -9,6 +9,7 @@ from .clock import SYSTEM_CLOCK, Clock, FakeClock, SystemClock, Timer
 from .histogram import LATENCY_BUCKETS, Histogram, HistogramSnapshot
 from .supervise import Fatal, fatal_in, supervise
 from .tasks import TaskSet
+from .timeouts import wait_for
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -25,4 +26,5 @@ __all__ = [
     "TokenBucket",
     "fatal_in",
     "supervise",
+    "wait_for",
 ]

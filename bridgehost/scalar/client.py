@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from ..runtime import Backoff, TaskSet
+from ..runtime import Backoff, TaskSet, wait_for
 from . import messages
 from .client_protocol import Answer, ClientPhase, Closed, Delivery, Notice
 from .continuity import Continuity
@@ -210,7 +210,7 @@ class Client(Requests):
 
     async def _connect(self) -> None:
         wire = Wire(self)
-        await asyncio.wait_for(self._dial(lambda: wire), self._timeout)
+        await wait_for(self._dial(lambda: wire), self._timeout)
         if self.closed:
             if wire.transport is not None:
                 wire.transport.close()
@@ -222,7 +222,7 @@ class Client(Requests):
         wire.ident_rid = wire.proto.request(self._ident)
         wire.flush()
         try:
-            reply = await asyncio.wait_for(asyncio.shield(wire.ident), self._timeout)
+            reply = await wait_for(asyncio.shield(wire.ident), self._timeout)
         except BaseException:
             self._drop(wire)
             raise
@@ -373,7 +373,7 @@ class Client(Requests):
             if wire.transport is not None:
                 wire.transport.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(wire.gone), 2)
+                await wait_for(asyncio.shield(wire.gone), 2)
             self._lost(wire, reason or "closed by client")
 
     async def __aenter__(self) -> Client:
@@ -489,6 +489,6 @@ class Client(Requests):
     async def next_event(self, timeout: float | None = None) -> Event:
         """The next incoming event; raises TimeoutError, or ConnectionClosed at the end."""
         try:
-            return await asyncio.wait_for(self.__anext__(), timeout)
+            return await wait_for(self.__anext__(), timeout)
         except StopAsyncIteration:
             raise ConnectionClosed(f"connection closed: {self.close_reason}") from None

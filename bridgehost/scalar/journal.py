@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..runtime import wait_for
+
 log = logging.getLogger(__name__)
 
 MAX_BACKLOG = 10000
@@ -128,7 +130,7 @@ class GroupCommit:
         if self._writer is None:
             return
         try:
-            await asyncio.wait_for(self.flush(), timeout)
+            await wait_for(self.flush(), timeout)
         except TimeoutError:
             log.error("history commits stuck for %.0f s: %d event(s) fail", timeout, self.backlog)
         self._writer.cancel()

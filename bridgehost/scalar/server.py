@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..runtime import TaskSet
+from ..runtime import TaskSet, wait_for
 from . import ids
 from .auth import Authenticator
 from .driver import SessionDriver, Sink
@@ -164,7 +164,7 @@ class ScalarServer:
         if self._sweeper is not None:
             self._sweeper.cancel()
         with contextlib.suppress(TimeoutError):  # publishers get their echoes before the bye
-            await asyncio.wait_for(self.hub.flush(), 10)
+            await wait_for(self.hub.flush(), 10)
         for driver in list(self.connections):
             driver.session.bye(reason)
         if self._flush_scheduled:
@@ -177,7 +177,7 @@ class ScalarServer:
             driver.sink.abort()
         for srv in self.listeners:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(srv.wait_closed(), 2)
+                await wait_for(srv.wait_closed(), 2)
         self.listeners.clear()
 
     # --- connections ----------------------------------------------------------------

@@ -11,12 +11,12 @@ come back by itself.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
 from aiohttp import web
 
+from ..runtime import wait_for
 from .context import CONTEXT, WebContext
 
 STORE_TIMEOUT = 2.0
@@ -50,7 +50,7 @@ def problems(ctx: WebContext, now: float) -> list[str]:
 
 async def _store_problem(ctx: WebContext) -> str | None:
     try:
-        await asyncio.wait_for(ctx.store.kv_get("web", "health"), STORE_TIMEOUT)
+        await wait_for(ctx.store.kv_get("web", "health"), STORE_TIMEOUT)
     except Exception as exc:
         return f"store does not answer: {type(exc).__name__}"
     return None

@@ -20,6 +20,7 @@ import logging
 
 from aiohttp import WSMsgType, web
 
+from ..runtime import wait_for
 from ..scalar.driver import SessionDriver
 from ..scalar.errors import BadMessage
 from ..scalar.wire import MAX_FRAME
@@ -147,7 +148,7 @@ async def scalar_socket(request: web.Request) -> web.StreamResponse:
         if not driver.finished.is_set():
             driver.close()  # the peer went away: end the session
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(writer), timeout=2.0)
+            await wait_for(asyncio.shield(writer), timeout=2.0)
     finally:
         driver.lost()
         live.discard(sink)

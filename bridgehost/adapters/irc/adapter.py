@@ -32,7 +32,7 @@ import logging
 import ssl
 
 from ...config import Link
-from ...runtime import Backoff, Fatal, TaskSet
+from ...runtime import Backoff, Fatal, TaskSet, wait_for
 from ...scalar.events import Event
 from ..base import AdapterContext, LocalKeyValue, ScalarSide
 from ..formatting import NICK_BUDGET
@@ -330,7 +330,7 @@ class IrcAdapter:
         if lk is None or lk.history_seen is None:
             return None
         try:
-            seen = await asyncio.wait_for(asyncio.shield(lk.history_seen), SETTLE_WAIT)
+            seen = await wait_for(asyncio.shield(lk.history_seen), SETTLE_WAIT)
         except TimeoutError:
             return None
         if not seen:
