@@ -104,6 +104,7 @@ async def watch(client: Client, ledger: Ledger) -> None:
                 ledger.delivered += 1
 
 
+@pytest.mark.slow
 async def test_sigkill_at_random_points_never_names_two_events_with_one_seq(
     proc: BridgehostProcess,
 ) -> None:

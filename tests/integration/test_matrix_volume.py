@@ -66,6 +66,7 @@ async def send_many(user: MatrixUser, room_id: str, bodies: list[str]) -> None:
         )
 
 
+@pytest.mark.timeout(400)  # a hang guard: ~65 s alone, ~95 s beside another heavy test
 async def test_a_thousand_messages_each_way_exactly_once_in_order(
     tmp_path: Path, matrix_users: MatrixUsers, shm_synapse: Synapse
 ) -> None:
@@ -120,6 +121,7 @@ async def irc_flood(irc: RawIRC, channel: str, texts: list[str]) -> None:
 
 
 @pytest.mark.ircd
+@pytest.mark.timeout(300)
 async def test_scalar_matrix_irc_bridge_1000_messages_exactly_once_in_order(
     tmp_path: Path,
     matrix_users: MatrixUsers,
