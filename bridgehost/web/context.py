@@ -53,15 +53,27 @@ class PluginView(Protocol):
     @property
     def kind(self) -> str: ...
     @property
+    def id(self) -> str: ...
+    @property
     def state(self) -> str:
         """starting, running, restarting, failed (left stopped) or stopped."""
 
     @property
+    def since(self) -> float:
+        """Wall-clock time of its last change of state."""
+
+    @property
+    def pid(self) -> int | None: ...
+    @property
     def restarts(self) -> int: ...
+    @property
+    def last_exit(self) -> str | None: ...
     @property
     def failing_since(self) -> float | None: ...
     @property
     def last_error(self) -> str | None: ...
+    @property
+    def last_error_time(self) -> float | None: ...
 
 
 CONTEXT = web.AppKey("bridgehost", WebContext)

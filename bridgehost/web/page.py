@@ -1,9 +1,11 @@
 """`GET /`: the status page a person reads, on a desk or a phone.
 
 Every bridge with its links: state, queue depth, last error and when things
-changed. Plain HTML and one inline style sheet, no script and nothing loaded
-from elsewhere (the Content-Security-Policy says so); it reloads itself every
-`http.refresh` seconds. It shows no secret and no message content.
+changed; then the plugin processes, with their restarts and last exit. Plain
+HTML and one inline style sheet, no script and nothing loaded from elsewhere
+(the Content-Security-Policy says so); it reloads itself every `http.refresh`
+seconds. It shows no secret and no message content (nor a plugin's command
+line, which may carry one).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..adapters.state import HEALTHY, LinkState
-from .context import CONTEXT, WebContext
+from .context import CONTEXT, PluginView, WebContext
 from .health import problems
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
@@ -148,6 +150,54 @@ def _bridges(ctx: WebContext, links: Sequence[LinkState], now: float) -> str:
     return "".join(parts)
 
 
+def _plugin_row(plugin: PluginView, now: float, limit: float) -> str:
+    if plugin.state == "running":
+        cls = "ok"
+    elif plugin.state == "failed" or (
+        plugin.failing_since is not None and now - plugin.failing_since >= limit
+    ):
+        cls = "bad"
+    else:
+        cls = "warn"
+    age = (
+        f"(down since {_when(plugin.failing_since, now)})"
+        if plugin.failing_since is not None
+        else _when(plugin.since, now)
+    )
+    error = ""
+    if plugin.last_error:
+        error = f'<span class="error">{_e(plugin.last_error)}</span> '
+        error += _when(plugin.last_error_time, now)
+    cells = [
+        ("Plugin", f"{_e(plugin.kind)} <b>{_e(plugin.name)}</b> {_e(plugin.id)}"),
+        ("PID", _e(plugin.pid) if plugin.pid is not None else '<span class="muted">none</span>'),
+        ("State", f'<span class="state {cls}">{_e(plugin.state)}</span> {age}'),
+        ("Restarts", _e(plugin.restarts)),
+        ("Last exit", _e(plugin.last_exit or "")),
+        ("Last error", error or '<span class="muted">none</span>'),
+    ]
+    tds = "".join(
+        f'<td data-label="{label}"{" class=num" if label == "Restarts" else ""}>{value}</td>'
+        for label, value in cells
+    )
+    return f"<tr>{tds}</tr>"
+
+
+def _plugins(ctx: WebContext, now: float) -> str:
+    """Plugin processes (`process: true`, `type: exec`, `command:` bots), when any."""
+    plugins = list(ctx.plugins())
+    if not plugins:
+        return ""
+    head = "".join(
+        f"<th>{h}</th>" for h in ("Plugin", "PID", "State", "Restarts", "Last exit", "Last error")
+    )
+    rows = "".join(_plugin_row(p, now, ctx.http.unhealthy_after) for p in plugins)
+    return (
+        '<section aria-label="Plugin processes"><h2>Plugin processes</h2>'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></section>"
+    )
+
+
 def render(ctx: WebContext, now: float) -> str:
     links = list(ctx.links())
     found = problems(ctx, now)
@@ -172,7 +222,7 @@ def render(ctx: WebContext, now: float) -> str:
         f"<title>bridgehost status · {_e(ctx.config.server.domain)}</title>"
         f"<style>{STYLE}</style></head><body><main>"
         f'<h1>bridgehost status</h1><p class="meta">{summary}</p>{health}'
-        f"{_bridges(ctx, links, now)}</main></body></html>\n"
+        f"{_bridges(ctx, links, now)}{_plugins(ctx, now)}</main></body></html>\n"
     )
 
 

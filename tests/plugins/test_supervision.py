@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bridgehost.testing import running, wait_until
+from tests.web.browser import chromium, keep, watched_page
 from tests.web.helpers import get, web_app
 from tests.web.test_metrics import key, samples
 
@@ -85,9 +86,31 @@ async def test_plugin_crashing_on_start_is_stopped_and_reported(
         assert metrics[key("bridgehost_plugin_state", labels, state="running")] == 0
         assert metrics[key("bridgehost_plugin_restarts_total", labels)] == 2
         assert metrics[key("bridgehost_plugin_failing_seconds", labels)] > 0
+        code, page, _ = await get(url + "/")
+        assert code == 200
+        section = page[page.index('<section aria-label="Plugin processes">') :]
+        assert "exec <b>p</b> !exec-p@test.example" in section
+        assert '<span class="state bad">failed</span> (down since' in section
+        assert "exited with code 3" in section
+        assert "3 exits within 60 s: left stopped" in section
+        assert str(command[-1]) not in page  # no command line: it may carry a secret
+        await _screenshot(url, tmp_path)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(r.getMessage() == "no config for me" for r in errors), "stderr level kept"
     assert any("left stopped" in r.getMessage() for r in errors)
+
+
+async def _screenshot(url: str, tmp_path: Path) -> None:
+    """The status page with a failed plugin, at phone width (looked at by a person)."""
+    async with chromium() as browser:
+        watched = await watched_page(browser, viewport={"width": 390, "height": 844})
+        await watched.page.goto(url + "/")
+        row = watched.page.get_by_role("region", name="Plugin processes").get_by_role("row")
+        assert await row.filter(has_text="left stopped").count() == 1
+        path = tmp_path / "status-plugin-failed.png"
+        await watched.page.screenshot(path=str(path), full_page=True)
+        keep(path)
+        assert watched.errors == []
 
 
 async def test_garbage_on_stdout_is_cut_off_with_a_clear_line_and_restarted(
