@@ -23,10 +23,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from .adapters.base import Adapter, AdapterContext
-from .adapters.spec import adapter_spec
+from .adapters.spec import MediaCredentials, adapter_spec
 from .adapters.state import LinkState
 from .bots.host import BotHost
 from .config import Account, Config
+from .config.accounts import AccountTypeError
 from .plugins.host import PluginHost, migrate_in
 from .plugins.supervisor import PluginState
 from .runtime import supervise
@@ -87,6 +88,7 @@ class App:
         self._parts = parts
         self._adapter_tasks: list[asyncio.Task[None]] = []
         self._stop_lock = asyncio.Lock()
+        self._child_media = self._child_media_sources()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -183,8 +185,24 @@ class App:
     def plugin_states(self) -> Sequence[PluginState]:
         return self.plugins.states()
 
-    def media_sources(self) -> Sequence[Any]:
-        return [a for a in self.adapters if hasattr(a, "media_credentials")]
+    def media_sources(self) -> Sequence[MediaCredentials]:
+        """What can fetch Matrix media: in-process adapters, then the logins that
+        `process: true` children keep in the data dir."""
+        return [*(a for a in self.adapters if isinstance(a, MediaCredentials)), *self._child_media]
+
+    def _child_media_sources(self) -> list[MediaCredentials]:
+        found = []
+        for name, account in self.config.accounts.items():
+            if not account.process:
+                continue
+            try:
+                media = adapter_spec(account.type).media
+            except AccountTypeError:  # `check` and the plugin's start-up report it
+                continue
+            if media is not None:
+                found.append(media(account, self.config.server.data_dir))
+                log.debug("media as %s: through the login its child saves", name)
+        return found
 
     def _start_adapter(self, name: str, account: Account) -> None:
         reserved = self.config.reserved_id(name)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..config.accounts import AccountTypeError, account_type
 from ..config.model import Account, AccountKeys, Config
@@ -26,6 +27,15 @@ if TYPE_CHECKING:
 
 class AdapterFactory(Protocol):
     def __call__(self, ctx: AdapterContext) -> Adapter: ...
+
+
+@runtime_checkable
+class MediaCredentials(Protocol):
+    """Something that can fetch the network's media as an account (the HTTP
+    side's media links use it)."""
+
+    def media_credentials(self) -> tuple[str, str] | None:
+        """(base URL, access token) while there is a login, else None."""
 
 
 def _any_target(target: str) -> str | None:
@@ -47,6 +57,9 @@ class AdapterSpec:
     """What is wrong with a link target (None: fine)."""
     target_default: Callable[[str], str | None] = _required
     """A link's target when it names none, from the bridge's channel (None: required)."""
+    media: Callable[[Account, Path], MediaCredentials] | None = None
+    """For an account whose adapter runs in a child process (`process: true`): how
+    this process fetches media as it, given the account and the data dir."""
 
     def read_account(self, keys: AccountKeys, r: Reader) -> Account:
         return self.read(keys, r)

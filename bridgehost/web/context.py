@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from ..adapters.spec import MediaCredentials
 from ..adapters.state import LinkState
 from ..config import Config
 from ..scalar.server import ScalarServer
@@ -16,13 +17,6 @@ from ..scalar.settings import Clock
 from ..scalar.store import Store
 from .config import HttpConfig
 from .links import PublicLinks
-
-
-class MediaSource(Protocol):
-    """An adapter that can fetch Matrix media with its own login."""
-
-    def media_credentials(self) -> tuple[str, str] | None:
-        """(homeserver base URL, access token) while logged in, else None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +30,8 @@ class WebContext:
     """Every link of every adapter, live."""
     status: Callable[[], dict[str, Any]]
     """The JSON `bridgehost status` prints."""
-    media_sources: Callable[[], Sequence[MediaSource]]
+    media_sources: Callable[[], Sequence[MediaCredentials]]
+    """What can fetch Matrix media (homeserver base URL, access token) as an account."""
     plugins: Callable[[], Sequence[PluginView]]
     """Every plugin process (bridgehost.plugins), live."""
     public: PublicLinks | None

@@ -17,12 +17,13 @@ from typing import Any, Protocol, cast
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from ..adapters.spec import MediaCredentials
 from ..adapters.state import LinkState
 from ..config import Config
 from ..scalar.server import ScalarServer
 from ..scalar.store import Store
 from .config import HttpConfig
-from .context import CONTEXT, MediaSource, PluginView, WebContext
+from .context import CONTEXT, PluginView, WebContext
 from .links import PublicLinks
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def web_context(
     *,
     links: Callable[[], Sequence[LinkState]],
     status: Callable[[], dict[str, Any]],
-    media_sources: Callable[[], Sequence[MediaSource]] = list,
+    media_sources: Callable[[], Sequence[MediaCredentials]] = list,
     plugins: Callable[[], Sequence[PluginView]] = list,
     public: PublicLinks | None = None,
 ) -> WebContext:

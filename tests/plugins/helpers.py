@@ -48,11 +48,16 @@ def script(tmp_path: Path, name: str, source: str, *, prelude: bool = True) -> l
     return [sys.executable, str(path)]
 
 
-def config_file(tmp_path: Path, accounts: dict[str, Any], bridges: list[dict[str, Any]]) -> Path:
+def config_file(
+    tmp_path: Path,
+    accounts: dict[str, Any],
+    bridges: list[dict[str, Any]],
+    **sections: Any,
+) -> Path:
     """tmp_path/bridgehost.yaml (a `process: true` child reads the config file too):
     a server on a free loopback port with the client rate limit lifted, then
-    `accounts` and `bridges`."""
-    raw = {
+    `accounts`, `bridges` and any other top-level `sections` (`http=...`)."""
+    raw: dict[str, Any] = {
         "server": {
             "domain": "test.example",
             "listen": ["tcp://127.0.0.1:0"],
@@ -61,6 +66,7 @@ def config_file(tmp_path: Path, accounts: dict[str, Any], bridges: list[dict[str
         },
         "accounts": accounts,
         "bridges": bridges,
+        **sections,
     }
     path = tmp_path / "bridgehost.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 
+from bridgehost.config import load_config
+from bridgehost.testing import running
 from bridgehost.web.links import PublicLinks, load_key
 from bridgehost.web.server import WebServer, web_context
 from tests.integration.irc_helpers import irc_account, wait_until
 from tests.integration.matrix_helpers import overrides, private_room, register_bot, send, wait_up
+from tests.plugins.helpers import config_file
 from tests.servers.ircd import InspIRCd, RawIRC, free_port
 from tests.servers.synapse_fixtures import MatrixUsers
 from tests.web.helpers import get, web_app
@@ -182,3 +185,52 @@ async def test_homeserver_down_is_502_with_a_reason(tmp_path: Path) -> None:
                 assert link is not None
                 status, body, _ = await get(web.url + link.removeprefix("http://127.0.0.1"))
                 assert (status, body) == (502, reason + "\n")
+
+
+async def test_media_of_a_matrix_account_whose_adapter_runs_in_a_child_process(
+    tmp_path: Path, matrix_users: MatrixUsers, ircd: InspIRCd
+) -> None:
+    """`process: true`: the child logs in and signs the link; this process fetches
+    the file with the login the child saved in the data dir."""
+    owner = await matrix_users.new("owner")
+    bot = await register_bot(owner.server)
+    room_id = await private_room(owner, bot)
+    http_port = free_port()
+    public = f"http://127.0.0.1:{http_port}"
+    matrix = overrides(owner.server, bot, room_id, account={"process": True})["accounts"]["mx"]
+    path = config_file(
+        tmp_path,
+        {"matrix": matrix, "net": irc_account(ircd)},
+        [
+            {
+                "channel": "#pics@test.example",
+                "links": [
+                    {"account": "matrix", "target": room_id},
+                    {"account": "net", "target": "#pics"},
+                ],
+            }
+        ],
+        http={"listen": f"127.0.0.1:{http_port}", "public_url": public},
+    )
+    async with (
+        running(tmp_path, config=load_config(path)) as srv,
+        RawIRC(ircd.host, ircd.port, "carol") as irc,
+    ):
+        await irc.connect()
+        await irc.join("#pics")
+        await wait_until(
+            lambda: all(s.state == "joined" for s in srv.app.link_statuses()), 30, "joined"
+        )
+        assert not any(hasattr(a, "media_credentials") for a in srv.app.adapters)
+        image = png(5, 2)
+        mxc = await upload(owner, image, "image/png", "child.png")
+        mark = irc.mark()
+        await send(owner, room_id, {"msgtype": "m.image", "body": "child.png", "url": mxc})
+        line = await irc.wait_for(
+            lambda m: m.command == "PRIVMSG" and "/media/" in m.trailing, since=mark, timeout=20
+        )
+        match = LINK.search(line.trailing)
+        assert match is not None, line.trailing
+        status, body, headers = await asyncio.to_thread(fetch, match.group(1))
+        assert (status, body) == (200, image)
+        assert headers["Content-Type"] == "image/png"

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ...config.model import AccountKeys, default_reserved_id
+from ...config.model import Account, AccountKeys, default_reserved_id
 from ...config.reader import Reader
-from ..spec import AdapterFactory, AdapterSpec
+from ..spec import AdapterFactory, AdapterSpec, MediaCredentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,4 +105,14 @@ def load() -> AdapterFactory:
     return MatrixAdapter
 
 
-ADAPTER = AdapterSpec(type="matrix", read=read_account, load=load, target=check_target)
+def saved_login(account: Account, data_dir: Path) -> MediaCredentials:
+    """The login a `process: true` child saved, for fetching media from this process."""
+    from .credentials import SavedLogin, credential_path
+
+    assert isinstance(account, MatrixAccount)
+    return SavedLogin(account.homeserver, credential_path(data_dir, account.name))
+
+
+ADAPTER = AdapterSpec(
+    type="matrix", read=read_account, load=load, target=check_target, media=saved_login
+)

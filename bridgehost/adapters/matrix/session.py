@@ -12,18 +12,14 @@ when it is rejected). Tokens and passwords never appear in logs or errors.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse
 
 from ...runtime import Fatal
 from .config import MatrixAccount
+from .credentials import CredentialFile, Credentials, credential_path
 from .responses import UNKNOWN_TOKEN, classify
 
 log = logging.getLogger(__name__)
@@ -47,56 +43,6 @@ class TokenRejected(Exception):
     """The homeserver rejected the access token in use (it was revoked)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    homeserver: str
-    user_id: str
-    device_id: str
-    access_token: str = field(repr=False)
-
-
-class CredentialFile:
-    """The saved session of one account: a JSON file only its owner can read."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def load(self) -> Credentials | None:
-        try:
-            raw: Any = json.loads(self.path.read_text())
-            return Credentials(
-                homeserver=str(raw["homeserver"]),
-                user_id=str(raw["user_id"]),
-                device_id=str(raw["device_id"]),
-                access_token=str(raw["access_token"]),
-            )
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring unreadable Matrix session file %s: %s", self.path, exc)
-            return None
-
-    def save(self, creds: Credentials) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(
-                {
-                    "homeserver": creds.homeserver,
-                    "user_id": creds.user_id,
-                    "device_id": creds.device_id,
-                    "access_token": creds.access_token,
-                },
-                f,
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-
-
 def new_client(account: MatrixAccount) -> AsyncClient:
     """A nio client that hands every error back instead of retrying on its own."""
     config = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0, request_timeout=30)
@@ -113,7 +59,7 @@ class MatrixSession:
 
     def __init__(self, account: MatrixAccount, data_dir: Path) -> None:
         self.account = account
-        self.file = CredentialFile(data_dir / f"matrix-{account.name}.json")
+        self.file = CredentialFile(credential_path(data_dir, account.name))
         self.logins = 0
         self.device_id: str | None = None
 
