@@ -10,7 +10,9 @@ design.md §4 live here once:
   with the bot's name while the bot keeps running;
 - what the bot publishes is paced by a per-bot token bucket;
 - a lost connection is reconnected with backoff and jitter, and the topics
-  are subscribed again. A refused login is final (`BotAuthError`).
+  are subscribed again. A refused login is final (`BotAuthError`);
+- a stop lets the handlers already running finish first (`STOP_GRACE`), so a
+  message heard just before a restart is still answered and recorded.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 Connector = Callable[[], Awaitable[Client]]
 IGNORED_KINDS = frozenset({"notice", "presence"})
+STOP_GRACE = 5.0
+"""Seconds a stopping bot gives the handlers already running (at most its timeout)."""
 
 
 class BotAuthError(Fatal):
@@ -74,6 +78,9 @@ class BotRunner:
         self.plugin = plugin or f"{type(bot).__module__}:{type(bot).__qualname__}"
         self.pacer = pacer(self.settings.rate, self.settings.burst)
         self.tasks = TaskSet(f"bot {bot.id}")
+        """Its jobs (`@every`)."""
+        self.handlers = TaskSet(f"bot {bot.id}")
+        """Handler calls in flight; a stop lets them finish (up to STOP_GRACE)."""
         self.ready = asyncio.Event()
         """Set while connected with every topic subscribed."""
         self.state = "created"
@@ -133,6 +140,7 @@ class BotRunner:
                 self.tasks.spawn(self._job_loop(job), name=f"bot {self.name} every {job.attr}")
             await self._connection_loop()
         finally:
+            await self.handlers.close()
             await self.tasks.close()
             self._connected.clear()
             self.ready.clear()
@@ -164,6 +172,9 @@ class BotRunner:
                     lost = text if "connection" in text else f"connection lost: {text}"
                     self._set_state("reconnecting", lost)
                 finally:
+                    # What was heard is handled before the connection goes (a stop
+                    # cancels us here): a reply can still go out, a record be saved.
+                    await self.handlers.wait(min(self.settings.timeout, STOP_GRACE))
                     self._client = None
                     self._connected.clear()
                     self.ready.clear()
@@ -238,18 +249,18 @@ class BotRunner:
                 self._spawn(pattern.attr, event, call)
 
     def _spawn(self, attr: str, event: Event, call: Callable[[], Awaitable[None]]) -> None:
-        if len(self.tasks) >= self.settings.max_tasks:
+        if len(self.handlers) >= self.settings.max_tasks:
             self.dropped += 1
             log.warning(
                 "bot %s: %d handlers still running; dropped %s for seq %d in %s",
                 self.name,
-                len(self.tasks),
+                len(self.handlers),
                 attr,
                 event.seq,
                 event.topic,
             )
             return
-        self.tasks.spawn(self._guard(attr, call, event), name=f"bot {self.name} {attr}")
+        self.handlers.spawn(self._guard(attr, call, event), name=f"bot {self.name} {attr}")
 
     async def _guard(
         self, attr: str, call: Callable[[], Awaitable[None]], event: Event | None = None

@@ -128,6 +128,33 @@ async def test_every_job_runs_and_uses_the_store(bot_harness: BotHarnessFactory)
         assert after > counts[-1]  # the count went on from the stored value
 
 
+class Slowpoke(Bot):
+    """Records a message only after a pause, in two writes (as `seen` files a
+    message under the nick and the ID)."""
+
+    @on_message()
+    async def note(self, ctx: Context, match: re.Match[str]) -> None:
+        if ctx.event.body.startswith("!"):
+            return
+        await self.store.set("first", ctx.event.body)
+        await asyncio.sleep(0.3)
+        await self.store.set("second", ctx.event.body)
+        await ctx.reply(f"noted {ctx.event.body}")
+
+    @command("recall")
+    async def recall(self, ctx: Context, args: str) -> None:
+        first, second = await self.store.get("first"), await self.store.get("second")
+        await ctx.reply(f"{first} / {second}")
+
+
+async def test_a_stop_lets_running_handlers_finish(bot_harness: BotHarnessFactory) -> None:
+    async with bot_harness(Slowpoke) as h:
+        await h.say("just before the restart")
+        await asyncio.sleep(0.05)  # the handler is between its two writes
+        await h.restart()
+        assert await h.ask("!recall") == "just before the restart / just before the restart"
+
+
 async def test_typed_config(bot_harness: BotHarnessFactory) -> None:
     spec = BotSpec(Greeter, config={"greeting": "hey", "shout": True})
     plain = BotSpec(Greeter, id="!plain", topics=("#plain@test.example",))

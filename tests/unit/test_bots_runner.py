@@ -57,7 +57,7 @@ def ev(body: str, *, kind: str = "text", sender: str = "alice@d", topic: str = T
 
 
 async def settle(r: BotRunner) -> None:
-    await r.tasks.wait(2)
+    await r.handlers.wait(2)
 
 
 async def test_commands_patterns_and_arguments() -> None:
@@ -122,8 +122,8 @@ async def test_too_many_running_handlers_drops_new_ones() -> None:
     _, r = runner(max_tasks=2, timeout=0.2)
     for _ in range(3):
         r.dispatch(ev("!slow"))
-    assert (len(r.tasks), r.dropped) == (2, 1)
-    await r.tasks.close()
+    assert (len(r.handlers), r.dropped) == (2, 1)
+    await r.handlers.close()
 
 
 async def test_every_job_repeats() -> None:
