@@ -1,4 +1,12 @@
-"""Fixtures shared by every test directory: real IRC and Matrix servers."""
+"""Fixtures shared by every test directory: real IRC and Matrix servers, and the
+order and company tests keep on parallel workers (scripts/test runs pytest-xdist)."""
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +25,44 @@ __all__ = [
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The `slow` tests first: spread over workers (scripts/test runs pytest-xdist),
-    the longest ones then start at once instead of one of them ending the run alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """`slow` tests first, so the longest start at once instead of one ending the run
+    alone; `alone` tests last, where the others they make wait are short."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("alone"):
+            return 2
+        return 0 if item.get_closest_marker("slow") else 1
+
+    items.sort(key=rank)
+
+
+@contextlib.contextmanager
+def _flocked(path: Path, how: int) -> Iterator[None]:
+    with path.open("a") as fh:
+        fcntl.flock(fh, how)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@pytest.fixture(autouse=True)
+def _company(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A readers-writer lock across xdist workers: an `alone` test holds it
+    exclusively (its deadline is the issue's, not one for a shared CPU); every other
+    test holds it shared. A turnstile stops new shared holders while an `alone` test
+    waits, so it is not starved."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:  # one process: nothing runs beside anything
+        yield
+        return
+    base = Path(tempfile.gettempdir()) / f"bridgehost-tests-{run}"
+    turnstile, lock = base.with_suffix(".turnstile"), base.with_suffix(".lock")
+    if request.node.get_closest_marker("alone"):
+        with _flocked(turnstile, fcntl.LOCK_EX), _flocked(lock, fcntl.LOCK_EX):
+            yield
+    else:
+        with _flocked(turnstile, fcntl.LOCK_EX):
+            pass
+        with _flocked(lock, fcntl.LOCK_SH):
+            yield

@@ -248,7 +248,7 @@ async def test_a_line_the_server_refuses_is_reported(
             assert status.state == "joined" and status.queued == 0
 
 
-@pytest.mark.slow
+@pytest.mark.alone
 async def test_a_server_back_after_5_s_down_relays_again_within_2_s(
     tmp_path: Path, ircd: InspIRCd
 ) -> None:

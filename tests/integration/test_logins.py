@@ -135,7 +135,7 @@ async def _storm(proc: BridgehostProcess) -> tuple[float, list[float], int]:
     return result["elapsed"], [float(x) for x in pings.split()], result["failed"]
 
 
-@pytest.mark.slow
+@pytest.mark.alone
 async def test_300_clients_of_30_users_reconnect_at_once(tmp_path: Path) -> None:
     """After a restart (nothing cached) 300 connections of 30 users ident at once: all
     are in within 5 s, and another client's pings stay under 100 ms meanwhile.

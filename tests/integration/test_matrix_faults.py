@@ -71,6 +71,7 @@ async def test_homeserver_restart_backs_off_then_delivers_in_order(
         assert event.body == "back"
 
 
+@pytest.mark.alone
 async def test_limit_exceeded_waits_and_resends(
     tmp_path: Path, matrix_users: MatrixUsers, synapse_factory: SynapseFactory
 ) -> None:

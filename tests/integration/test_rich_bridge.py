@@ -97,6 +97,7 @@ async def all_joined(srv: Any) -> None:
     )
 
 
+@pytest.mark.alone
 async def test_a_thousand_line_irc_burst_is_in_matrix_within_two_seconds(
     tmp_path: Path, matrix_users: MatrixUsers, ircd_factory: IRCdFactory
 ) -> None:

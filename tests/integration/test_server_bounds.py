@@ -32,7 +32,7 @@ def _raw(url: str) -> socket.socket:
     return sock
 
 
-@pytest.mark.slow
+@pytest.mark.alone
 async def test_pipelined_requests_never_outgrow_the_bound_nor_delay_others(
     tmp_path: Path,
 ) -> None:

@@ -76,6 +76,7 @@ class Streams:
     joined: float = 0.0
 
 
+@pytest.mark.alone
 async def test_sigkill_of_the_irc_adapter_process_mid_stream(
     tmp_path: Path, ircd_factory: IRCdFactory, synapse: Synapse, matrix_users: MatrixUsers
 ) -> None:
