@@ -4,7 +4,6 @@ order and company tests keep on parallel workers (scripts/test runs pytest-xdist
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,7 +46,9 @@ def _flocked(path: Path, how: int) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _company(request: pytest.FixtureRequest) -> Iterator[None]:
+def _company(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     """A readers-writer lock across xdist workers: an `alone` test holds it
     exclusively (its deadline is the issue's, not one for a shared CPU); every other
     test holds it shared. A turnstile stops new shared holders while an `alone` test
@@ -56,8 +57,8 @@ def _company(request: pytest.FixtureRequest) -> Iterator[None]:
     if run is None:  # one process: nothing runs beside anything
         yield
         return
-    base = Path(tempfile.gettempdir()) / f"bridgehost-tests-{run}"
-    turnstile, lock = base.with_suffix(".turnstile"), base.with_suffix(".lock")
+    shared = tmp_path_factory.getbasetemp().parent  # the run's root; each worker's is below
+    turnstile, lock = shared / f"company-{run}.turnstile", shared / f"company-{run}.lock"
     if request.node.get_closest_marker("alone"):
         with _flocked(turnstile, fcntl.LOCK_EX), _flocked(lock, fcntl.LOCK_EX):
             yield
