@@ -171,10 +171,13 @@ class BotRunner:
                     text = str(exc) or type(exc).__name__
                     lost = text if "connection" in text else f"connection lost: {text}"
                     self._set_state("reconnecting", lost)
-                finally:
-                    # What was heard is handled before the connection goes (a stop
-                    # cancels us here): a reply can still go out, a record be saved.
+                except asyncio.CancelledError:
+                    # A stop: what was heard is handled while the connection is still
+                    # there, so a reply still goes out and a record is saved. (A lost
+                    # connection does not wait: its handlers reply after the reconnect.)
                     await self.handlers.wait(min(self.settings.timeout, STOP_GRACE))
+                    raise
+                finally:
                     self._client = None
                     self._connected.clear()
                     self.ready.clear()

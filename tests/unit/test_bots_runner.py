@@ -2,6 +2,7 @@
 handlers, and how failing or slow handlers are contained."""
 
 import asyncio
+import contextlib
 import logging
 import re
 
@@ -10,7 +11,9 @@ import pytest
 from bridgehost.bots import Bot, Context, command, every, on_message
 from bridgehost.bots.runner import BotRunner, RunSettings
 from bridgehost.scalar.client import Client
+from bridgehost.scalar.errors import ConnectionClosed
 from bridgehost.scalar.events import Event
+from bridgehost.testing import wait_until
 
 ME, TOPIC = "!rec@d", "#a@d"
 
@@ -132,3 +135,67 @@ async def test_every_job_repeats() -> None:
     await asyncio.sleep(0.3)
     await r.tasks.close()
     assert 3 <= bot.calls.count(("tick", "")) <= 7
+
+
+class Greeter(Bot):
+    @on_message(r"hi")
+    async def hi(self, ctx: Context, match: re.Match[str]) -> None:
+        await asyncio.sleep(0.3)
+        await ctx.reply("hello")
+
+
+class Peer:
+    """A connection as the runner sees it: some events, then lost after `lose_after` s."""
+
+    def __init__(self, events: list[Event], lose_after: float | None) -> None:
+        self.events, self.lose_after = events, lose_after
+        self.closed, self.close_reason = False, ""
+        self.published: list[str] = []
+
+    async def sub(self, topic: str) -> None:
+        pass
+
+    def __aiter__(self) -> "Peer":
+        return self
+
+    async def __anext__(self) -> Event:
+        if self.events:
+            return self.events.pop(0)
+        if self.lose_after is None:
+            await asyncio.Event().wait()
+        await asyncio.sleep(self.lose_after or 0)
+        self.closed, self.close_reason = True, "lost"
+        raise StopAsyncIteration
+
+    async def publish(self, topic: str, body: str, **extra: object) -> Event:
+        if self.closed:
+            raise ConnectionClosed("connection closed: lost")
+        self.published.append(body)
+        return ev(body)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_handler_running_when_the_connection_drops_replies_after_the_reconnect() -> None:
+    peers = [Peer([ev("hi")], lose_after=0.05), Peer([], lose_after=None)]
+    made: list[Peer] = []
+
+    async def connect() -> Client:
+        made.append(peers[len(made)])
+        return made[-1]  # type: ignore[return-value]
+
+    bot = Greeter()
+    bot.id = ME
+    settings = RunSettings(reconnect_initial=0.01, reconnect_max=0.01)
+    r = BotRunner(bot, connect=connect, topics=[TOPIC], settings=settings)
+    task = asyncio.create_task(r.run())
+    try:
+        await wait_until(lambda: bool(peers[1].published), 3, "the reply")
+        assert len(made) == 2
+        assert peers[1].published == ["hello"], (r.errors, r.last_error)
+        assert r.errors == 0
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
