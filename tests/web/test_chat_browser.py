@@ -366,6 +366,18 @@ async def test_history_loads_as_you_scroll_up(server: Server, people: dict[str, 
     await alice.sees("history line 129")
     assert await alice.count("history line 000") == 0, "only the latest page at first"
     timeline = alice.page.get_by_role("log")
+    top_of = """(el, text) => {
+        const a = [...el.querySelectorAll("article")].find((x) => x.textContent.includes(text));
+        return a.getBoundingClientRect().top - el.getBoundingClientRect().top;
+    }"""
+    # at the top, the oldest line shown is where the reader is: it stays put as a page lands
+    before = await timeline.evaluate(
+        f"el => {{ el.scrollTop = 0; return ({top_of})(el, 'history line 080'); }}"
+    )
+    await alice.sees("history line 079")
+    await alice.page.wait_for_timeout(100)
+    after = await timeline.evaluate(f"el => ({top_of})(el, 'history line 080')")
+    assert abs(after - before) < 3, f"the view jumped from {before} to {after} px"
     for _ in range(20):
         if await alice.count("history line 000"):
             break

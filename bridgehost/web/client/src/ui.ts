@@ -11,6 +11,9 @@ import { type Actions, type RenderContext, renderItem } from "./render";
 import type { TopicItem } from "./scalar";
 import { displayName, type Item } from "./timeline";
 
+/** After a failed load of older history, scrolling does not retry it for this long. */
+const OLDER_RETRY_MS = 10_000;
+
 type Mode = { kind: "none" } | { kind: "reply"; item: Item } | { kind: "edit"; item: Item };
 
 function short(id: string, domain: string): string {
@@ -23,8 +26,11 @@ export class ChatPage {
   private cache = new Map<string, { el: HTMLElement; rev: string }>();
   private frame = 0;
   private dirtyLists = true;
-  /** While older history loads: the distance from the bottom to keep, so the view does not jump. */
-  private anchor: { view: string; fromBottom: number } | null = null;
+  /** While older history loads: the first event in view and its distance from the top of the
+   * view, to put back when the page lands (so neither the page nor live events below move it). */
+  private anchor: { view: string; key: string; offset: number } | null = null;
+  /** After a failed load of older history: no automatic retry before this time (ms). */
+  private olderPausedUntil = 0;
   private listing: { prefix: string; total: number; items: TopicItem[] } = { prefix: "", total: 0, items: [] };
   private listTimer: number | undefined;
   private bannerTimer: number | undefined;
@@ -100,10 +106,10 @@ export class ChatPage {
       h("section", {}, h("h2", {}, "Direct messages"), this.dmList, dmForm),
       h("section", {}, h("h2", {}, "All channels"), this.filter, this.allList, this.allMore),
     );
-    this.older.addEventListener("click", () => void this.loadOlder());
+    this.older.addEventListener("click", () => void this.loadOlder(true));
     this.scroller.append(this.older, this.emptyNote, this.events, this.pending);
     this.scroller.addEventListener("scroll", () => {
-      if (this.scroller.scrollTop < 80) void this.loadOlder();
+      if (this.scroller.scrollTop < 80) void this.loadOlder(false);
     });
     this.input.addEventListener("keydown", (e) => this.onKey(e));
     this.input.addEventListener("input", () => this.autosize());
@@ -344,20 +350,30 @@ export class ChatPage {
     this.older.disabled = !!main && c.isLoadingOlder(main.topic);
     this.older.textContent = this.older.disabled ? "Loading…" : "Load older messages";
     const loading = !!main && c.isLoadingOlder(main.topic);
-    if (this.anchor && this.anchor.view !== this.view) this.anchor = null;
-    if (this.anchor) {
-      // Hold the reader's place until the page arrives, whatever renders in between.
-      if (!loading) {
-        sc.scrollTop = sc.scrollHeight - this.anchor.fromBottom;
-        this.anchor = null;
-      }
-    } else if (atBottom) {
+    if (this.anchor && (this.anchor.view !== this.view || !loading)) {
+      // The page landed (or the view changed): put the reader's event back where it was.
+      const anchor = this.anchor;
+      this.anchor = null;
+      const el = anchor.view === this.view ? this.cache.get(anchor.key)?.el : undefined;
+      if (el) sc.scrollTop += el.getBoundingClientRect().top - sc.getBoundingClientRect().top - anchor.offset;
+    } else if (!this.anchor && atBottom) {
       sc.scrollTop = sc.scrollHeight;
     }
     // A timeline too short to scroll can never be scrolled up, and a reader still at the top
     // after a page arrived sends no new scroll event: load more in both cases.
     const nearTop = sc.scrollHeight <= sc.clientHeight + 80 || sc.scrollTop < 80;
-    if (canLoad && !loading && c.state === "online" && nearTop) void this.loadOlder();
+    if (canLoad && !loading && c.state === "online" && nearTop) void this.loadOlder(false);
+  }
+
+  /** The first event at least partly in view, and how far its top is below the view's top. */
+  private firstInView(): { key: string; offset: number } | null {
+    const top = this.scroller.getBoundingClientRect().top;
+    let best: { key: string; offset: number } | null = null;
+    for (const [key, entry] of this.cache) {
+      const box = entry.el.getBoundingClientRect();
+      if (box.bottom > top && (!best || box.top - top < best.offset)) best = { key, offset: box.top - top };
+    }
+    return best;
   }
 
   private renderPending(): void {
@@ -421,14 +437,23 @@ export class ChatPage {
     if (this.view === view) this.open(this.chat.joined[0] ?? this.chat.dms[0] ?? "");
   }
 
-  private async loadOlder(): Promise<void> {
+  /** One page of older history; `asked` (the button) also retries right after a failure. */
+  private async loadOlder(asked: boolean): Promise<void> {
     const c = this.chat;
-    if (!this.view || !isChannelOrMe(this.view, c.me)) return;
-    const t = c.timeline(this.view);
-    if (!t.hasOlder || c.isLoadingOlder(this.view)) return;
-    const sc = this.scroller;
-    if (sc.scrollHeight > sc.clientHeight) this.anchor = { view: this.view, fromBottom: sc.scrollHeight - sc.scrollTop };
-    await c.loadOlder(this.view);
+    const view = this.view;
+    if (!view || !isChannelOrMe(view, c.me)) return;
+    if (!c.timeline(view).hasOlder || c.isLoadingOlder(view)) return;
+    if (!asked && Date.now() < this.olderPausedUntil) return;
+    const place = this.scroller.scrollHeight > this.scroller.clientHeight ? this.firstInView() : null;
+    const loading = c.loadOlder(view);
+    // Only a load that really started (online, history kept) holds the reader's place.
+    if (place && c.isLoadingOlder(view)) this.anchor = { view, ...place };
+    try {
+      await loading;
+    } catch {
+      this.olderPausedUntil = Date.now() + OLDER_RETRY_MS;
+      this.say("Could not load older messages; the button tries again.");
+    }
   }
 
   private filterPrefix(): string {
