@@ -81,52 +81,86 @@ def _when(stamp: float | None, now: float) -> str:
     return f'<time datetime="{_e(utc)}" title="{_e(utc)}">{_e(_ago(now - stamp))}</time>'
 
 
-def _state_age(link: LinkState, now: float) -> str:
-    """How long it has been so; for a failing link, how long it has been failing
-    (its state may flip between disconnected and connecting meanwhile)."""
-    if link.failing_since is not None:
-        return f"(failing since {_when(link.failing_since, now)})"
-    return _when(link.since, now)
+NONE = '<span class="muted">none</span>'
 
 
-def _state_class(link: LinkState, now: float, limit: float) -> str:
-    if link.state in HEALTHY:
-        return "ok"
-    since = link.failing_since
-    return "bad" if since is not None and now - since >= limit else "warn"
+def _state(
+    state: str,
+    *,
+    ok: bool,
+    failing_since: float | None,
+    since: float,
+    now: float,
+    limit: float,
+    failed: bool = False,
+    failing: str = "failing",
+) -> str:
+    """A state, coloured: ok; bad once failing for `limit` s (or `failed`); else warn.
+    A failing one says since when (its state may flip meanwhile), else since when it is so."""
+    if ok:
+        cls = "ok"
+    elif failed or (failing_since is not None and now - failing_since >= limit):
+        cls = "bad"
+    else:
+        cls = "warn"
+    if failing_since is not None:
+        age = f"({failing} since {_when(failing_since, now)})"
+    else:
+        age = _when(since, now)
+    return f'<span class="state {cls}">{_e(state)}</span> {age}'
 
 
-def _link_row(ctx: WebContext, link: LinkState, now: float) -> str:
-    account = ctx.config.accounts.get(link.account)
-    kind = account.type if account is not None else "?"
-    cls = _state_class(link, now, ctx.http.unhealthy_after)
-    error = ""
-    if link.last_error:
-        when = _when(link.last_error_time, now)
-        error = f'<span class="error">{_e(link.last_error)}</span> {when}'
-    cells = [
-        ("Link", f"{_e(kind)} <b>{_e(link.account)}</b> {_e(link.target)}"),
-        ("Direction", _e(link.direction)),
-        ("State", f'<span class="state {cls}">{_e(link.state)}</span> {_state_age(link, now)}'),
-        ("Queued", _e(link.queued)),
-        ("Dropped", _e(link.dropped)),
-        ("In / out", f"{_e(link.relayed_in)} / {_e(link.relayed_out)}"),
-        ("Last error", error or '<span class="muted">none</span>'),
-    ]
+def _error(text: str | None, when: float | None, now: float) -> str:
+    if not text:
+        return NONE
+    return f'<span class="error">{_e(text)}</span> {_when(when, now)}'
+
+
+def _row(cells: Sequence[tuple[str, str]], numeric: Sequence[str]) -> str:
     tds = "".join(
-        f'<td data-label="{label}"{" class=num" if label in ("Queued", "Dropped") else ""}>'
-        f"{value}</td>"
+        f'<td data-label="{label}"{" class=num" if label in numeric else ""}>{value}</td>'
         for label, value in cells
     )
     return f"<tr>{tds}</tr>"
 
 
+def _table(label: str, title: str, heads: Sequence[str], rows: Sequence[str]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in heads)
+    return (
+        f'<section aria-label="{_e(label)}"><h2>{title}</h2>'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        "</section>"
+    )
+
+
+LINK_HEADS = ("Link", "Direction", "State", "Queued", "Dropped", "In / out", "Last error")
+
+
+def _link_row(ctx: WebContext, link: LinkState, now: float) -> str:
+    account = ctx.config.accounts.get(link.account)
+    kind = account.type if account is not None else "?"
+    state = _state(
+        link.state,
+        ok=link.state in HEALTHY,
+        failing_since=link.failing_since,
+        since=link.since,
+        now=now,
+        limit=ctx.http.unhealthy_after,
+    )
+    cells = [
+        ("Link", f"{_e(kind)} <b>{_e(link.account)}</b> {_e(link.target)}"),
+        ("Direction", _e(link.direction)),
+        ("State", state),
+        ("Queued", _e(link.queued)),
+        ("Dropped", _e(link.dropped)),
+        ("In / out", f"{_e(link.relayed_in)} / {_e(link.relayed_out)}"),
+        ("Last error", _error(link.last_error, link.last_error_time, now)),
+    ]
+    return _row(cells, numeric=("Queued", "Dropped"))
+
+
 def _bridges(ctx: WebContext, links: Sequence[LinkState], now: float) -> str:
     by_key = {(lk.account, lk.target, lk.channel): lk for lk in links}
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("Link", "Direction", "State", "Queued", "Dropped", "In / out", "Last error")
-    )
     parts = []
     for bridge in ctx.config.bridges:
         rows = []
@@ -137,65 +171,44 @@ def _bridges(ctx: WebContext, links: Sequence[LinkState], now: float) -> str:
             else:
                 rows.append(
                     f'<tr><td data-label="Link">{_e(cfg.account)} {_e(cfg.target)}</td>'
-                    '<td colspan="6" class="muted">not running</td></tr>'
+                    f'<td colspan="{len(LINK_HEADS) - 1}" class="muted">not running</td></tr>'
                 )
         title = f' <span class="muted">{_e(bridge.title)}</span>' if bridge.title else ""
-        parts.append(
-            f'<section aria-label="{_e(bridge.channel)}"><h2>{_e(bridge.channel)}{title}</h2>'
-            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            "</section>"
-        )
+        parts.append(_table(bridge.channel, f"{_e(bridge.channel)}{title}", LINK_HEADS, rows))
     if not parts:
         parts.append('<p class="muted">No bridges are configured.</p>')
     return "".join(parts)
 
 
 def _plugin_row(plugin: PluginView, now: float, limit: float) -> str:
-    if plugin.state == "running":
-        cls = "ok"
-    elif plugin.state == "failed" or (
-        plugin.failing_since is not None and now - plugin.failing_since >= limit
-    ):
-        cls = "bad"
-    else:
-        cls = "warn"
-    age = (
-        f"(down since {_when(plugin.failing_since, now)})"
-        if plugin.failing_since is not None
-        else _when(plugin.since, now)
+    state = _state(
+        plugin.state,
+        ok=plugin.state == "running",
+        failing_since=plugin.failing_since,
+        since=plugin.since,
+        now=now,
+        limit=limit,
+        failed=plugin.state == "failed",
+        failing="down",
     )
-    error = ""
-    if plugin.last_error:
-        error = f'<span class="error">{_e(plugin.last_error)}</span> '
-        error += _when(plugin.last_error_time, now)
     cells = [
         ("Plugin", f"{_e(plugin.kind)} <b>{_e(plugin.name)}</b> {_e(plugin.id)}"),
-        ("PID", _e(plugin.pid) if plugin.pid is not None else '<span class="muted">none</span>'),
-        ("State", f'<span class="state {cls}">{_e(plugin.state)}</span> {age}'),
+        ("PID", _e(plugin.pid) if plugin.pid is not None else NONE),
+        ("State", state),
         ("Restarts", _e(plugin.restarts)),
         ("Last exit", _e(plugin.last_exit or "")),
-        ("Last error", error or '<span class="muted">none</span>'),
+        ("Last error", _error(plugin.last_error, plugin.last_error_time, now)),
     ]
-    tds = "".join(
-        f'<td data-label="{label}"{" class=num" if label == "Restarts" else ""}>{value}</td>'
-        for label, value in cells
-    )
-    return f"<tr>{tds}</tr>"
+    return _row(cells, numeric=("Restarts",))
 
 
 def _plugins(ctx: WebContext, now: float) -> str:
     """Plugin processes (`process: true`, `type: exec`, `command:` bots), when any."""
-    plugins = list(ctx.plugins())
-    if not plugins:
+    rows = [_plugin_row(p, now, ctx.http.unhealthy_after) for p in ctx.plugins()]
+    if not rows:
         return ""
-    head = "".join(
-        f"<th>{h}</th>" for h in ("Plugin", "PID", "State", "Restarts", "Last exit", "Last error")
-    )
-    rows = "".join(_plugin_row(p, now, ctx.http.unhealthy_after) for p in plugins)
-    return (
-        '<section aria-label="Plugin processes"><h2>Plugin processes</h2>'
-        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></section>"
-    )
+    heads = ("Plugin", "PID", "State", "Restarts", "Last exit", "Last error")
+    return _table("Plugin processes", "Plugin processes", heads, rows)
 
 
 def render(ctx: WebContext, now: float) -> str:
